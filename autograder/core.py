@@ -1,0 +1,151 @@
+"""The grading contract shared by every problem set.
+
+A graded *unit* (``Encoder``, ``train_ae``, ``CLIPModel`` ...) is checked in two halves that
+run in different processes, so that a student's code can never reach the verdict:
+
+1. ``probe`` (kernel side, in ``course_utils.probes``; student-visible, holds no solution): it
+   receives the student's objects *by name* and inputs chosen by the grader, runs them, and
+   returns plain observations (tensors, numbers, strings). Nothing is judged there.
+2. ``judge`` (trusted side, here in ``autograder``; never importable from a graded kernel): it
+   recomputes what the observations should be with the reference implementation and returns
+   one :class:`CheckResult` per check, with points and an "expected ..., obtained ..." message.
+
+Tampering with the kernel (patching ``torch.allclose``, replacing modules in ``sys.modules``,
+printing fake "passed" lines) changes nothing: the comparison happens in the grader's process.
+
+The same two halves also run together in one process (:func:`run_unit`), which is what the
+hidden cell of a source notebook calls (``autograder.autoencoder_probing.test_decoder(Decoder)``)
+so that ``nbgrader validate`` works on the instructor's source notebook.
+"""
+from __future__ import annotations
+
+import importlib
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check of one unit."""
+
+    name: str  # short human name, e.g. "Decoder output shape"
+    max_points: float  # points at stake
+    passed: bool
+    message: str = ""  # what was expected and what was obtained, in words a student can act on
+
+    @property
+    def points(self) -> float:
+        return self.max_points if self.passed else 0.0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "points": self.points, "max_points": self.max_points,
+                "passed": self.passed, "message": self.message}
+
+
+@dataclass
+class Unit:
+    """One autograded unit of a problem set."""
+
+    grade_id: str  # nbgrader grade_id of the unit's test cell, e.g. "test_encoder"
+    title: str  # what students call it, e.g. "Encoder"
+    points: float  # total points of the unit (sum of its checks' max_points)
+    names: tuple  # the student objects the probe receives, by name, e.g. ("Encoder",)
+    probe: str  # "course_utils.probes.<pset>:<function>"; signature probe(objects, inputs) -> dict
+    judge: Callable[[dict, dict], list]  # judge(observations, inputs) -> list[CheckResult]
+    make_inputs: Callable[[int], dict]  # make_inputs(seed) -> inputs handed to the probe
+    check_names: tuple = ()  # names of the checks, so a unit that could not run lists them at 0
+    timeout: float = 60.0  # seconds the probe may take in the grading kernel
+
+    def failed(self, message: str) -> list:
+        """Every check of this unit at 0 points with one message (unit could not run)."""
+        names = self.check_names or (self.title,)
+        share = self.points / len(names)
+        return [CheckResult(n, share, False, message) for n in names]
+
+
+@dataclass
+class ManualUnit:
+    """A manually graded cell (a written report)."""
+
+    grade_id: str
+    title: str
+    points: float
+
+
+@dataclass
+class ProblemSet:
+    id: str  # assignment id, e.g. "autoencoder_probing"
+    notebook: str  # notebook file name inside source/<id>/
+    units: list = field(default_factory=list)
+    manual: list = field(default_factory=list)
+
+    @property
+    def auto_points(self) -> float:
+        return sum(u.points for u in self.units)
+
+    @property
+    def total_points(self) -> float:
+        return self.auto_points + sum(m.points for m in self.manual)
+
+    def unit(self, grade_id: str) -> Unit:
+        for u in self.units:
+            if u.grade_id == grade_id:
+                return u
+        raise KeyError(f"{self.id} has no unit {grade_id!r}; known: {[u.grade_id for u in self.units]}")
+
+
+def load_probe(spec: str) -> Callable:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def judge_safely(unit: Unit, observations: Any, inputs: dict) -> list:
+    """Judge observations; anything malformed or missing scores 0 with a clear message."""
+    if not isinstance(observations, dict):
+        return unit.failed(f"{unit.title} could not be checked: the grader received no observations.")
+    if observations.get("error"):
+        return unit.failed(str(observations["error"]))
+    try:
+        results = unit.judge(observations, inputs)
+    except Exception as exc:  # malformed observations must never crash a batch
+        return unit.failed(f"{unit.title} could not be checked ({type(exc).__name__}: {exc}).")
+    return results
+
+
+def run_unit(unit: Unit, objects: dict, seed: int = 0) -> list:
+    """Probe and judge in this process (source-notebook validation, instructor checks)."""
+    inputs = unit.make_inputs(seed)
+    try:
+        observations = load_probe(unit.probe)(objects, inputs)
+    except Exception as exc:
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        observations = {"error": f"{unit.title} raised an error when the grader ran it: {tb}"}
+    return judge_safely(unit, observations, inputs)
+
+
+def assert_unit(unit: Unit, objects: dict, seed: int = 0) -> list:
+    """Run a unit in-process and raise AssertionError listing every failed check."""
+    results = run_unit(unit, objects, seed)
+    failed = [r for r in results if not r.passed]
+    if failed:
+        lines = [f"- {r.name} ({r.max_points:g} pt): {r.message}" for r in failed]
+        raise AssertionError(f"{unit.title}: {len(failed)} of {len(results)} checks failed\n" + "\n".join(lines))
+    print(f"{unit.title}: all {len(results)} checks passed ({unit.points:g} pt)")
+    return results
+
+
+# ---- helpers for judges --------------------------------------------------------------------
+
+def check(name: str, points: float, ok: bool, expected: str = "", obtained: str = "", hint: str = "") -> CheckResult:
+    """Build a CheckResult whose failure message says what was expected and what was obtained."""
+    if ok:
+        return CheckResult(name, points, True, "passed")
+    msg = f"expected {expected}, obtained {obtained}." if expected else obtained
+    if hint:
+        msg += f" {hint}"
+    return CheckResult(name, points, False, msg)
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(int(s)) for s in shape) + ")"

