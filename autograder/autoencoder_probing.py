@@ -1,0 +1,342 @@
+"""Problem set "autoencoder_probing": reference implementations, hidden-test judges, entry points.
+
+Part 1 of the representation-learning problem set (a convolutional autoencoder on STL-10, then
+linear probes on a frozen pretrained encoder, an encoder trained with the classifier, and a frozen
+random encoder). Points as in the original: Encoder 1, Decoder 1, train_ae 1,
+train_classifier + the three ``supervised`` settings 1, written report 1 (manual).
+
+The probes that run inside the student's kernel are in ``course_utils/probes/autoencoder_probing.py``;
+everything that decides a grade is here and runs in the grader's process.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from course_utils.probes import autoencoder_probing as probes
+
+from .core import ManualUnit, ProblemSet, Unit, assert_unit, check, fmt_shape
+
+PSET_ID = "autoencoder_probing"
+ENCODER_PARAMS = 42_156
+DECODER_PARAMS = 42_135
+SUPERVISED_EXPECTED = {"I": False, "II": True, "III": False}
+
+
+# ---- reference implementations ----------------------------------------------------------------
+
+class Encoder(nn.Module):
+    """(B, 3, 64, 64) -> (B, 24, 4, 4): four Conv2d(k=4, s=2, p=1), ReLU after each."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 12, 4, stride=2, padding=1), nn.ReLU(),  # (B, 12, 32, 32)
+            nn.Conv2d(12, 24, 4, stride=2, padding=1), nn.ReLU(),  # (B, 24, 16, 16)
+            nn.Conv2d(24, 48, 4, stride=2, padding=1), nn.ReLU(),  # (B, 48, 8, 8)
+            nn.Conv2d(48, 24, 4, stride=2, padding=1), nn.ReLU(),  # (B, 24, 4, 4)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """(B, 24, 4, 4) -> (B, 3, 64, 64): four ConvTranspose2d(k=4, s=2, p=1), ReLU between, Sigmoid at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(24, 48, 4, stride=2, padding=1), nn.ReLU(),  # (B, 48, 8, 8)
+            nn.ConvTranspose2d(48, 24, 4, stride=2, padding=1), nn.ReLU(),  # (B, 24, 16, 16)
+            nn.ConvTranspose2d(24, 12, 4, stride=2, padding=1), nn.ReLU(),  # (B, 12, 32, 32)
+            nn.ConvTranspose2d(12, 3, 4, stride=2, padding=1), nn.Sigmoid(),  # (B, 3, 64, 64)
+        )
+
+    def forward(self, z):
+        return self.net(z)
+
+
+def train_ae(model, dataloader, epochs=200):
+    """Reference: Adam(lr=1e-3), MSE reconstruction loss; returns the mean loss of every epoch."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    history = []
+    for _ in range(epochs):
+        total, count = 0.0, 0
+        for images, _labels in dataloader:
+            images = images.to(device)
+            loss = F.mse_loss(model(images), images)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item(), count + 1
+        history.append(total / max(count, 1))
+    return history
+
+
+def train_classifier(encoder, classifier, dataloader, epochs=100, supervised=False):
+    """Reference: Adam(lr=1e-3, weight_decay=1e-4), cross-entropy; the encoder is optimised only when supervised."""
+    device = next(classifier.parameters()).device
+    params = list(classifier.parameters()) + (list(encoder.parameters()) if supervised else [])
+    optimizer = torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4)
+    encoder.train(supervised)
+    classifier.train()
+    history = []
+    for _ in range(epochs):
+        total, count = 0.0, 0
+        for images, labels in dataloader:
+            images, labels = images.to(device), labels.to(device)
+            with torch.set_grad_enabled(supervised):
+                features = encoder(images).flatten(1)  # (B, 384)
+            loss = F.cross_entropy(classifier(features), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total, count = total + loss.item(), count + 1
+        history.append(total / max(count, 1))
+    return history
+
+
+# ---- grader inputs ------------------------------------------------------------------------------
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def inputs_encoder(seed: int) -> dict:
+    return {"seed": seed, "x": [torch.rand(2, 3, 64, 64, generator=_gen(seed))]}  # (2, 3, 64, 64)
+
+
+def inputs_decoder(seed: int) -> dict:
+    return {"seed": seed, "z": [torch.rand(2, 24, 4, 4, generator=_gen(seed))]}  # (2, 24, 4, 4)
+
+
+def inputs_train_ae(seed: int) -> dict:
+    g = _gen(seed)
+    torch.manual_seed(seed)
+    rig = probes.rig_autoencoder()
+    # Smooth images (a colour per image plus a gentle gradient): a tiny autoencoder learns them in a few steps.
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 1, 16)  # (1, 1, 1, 16)
+    batches = [(0.15 + 0.7 * torch.rand(8, 3, 1, 1, generator=g) * (0.6 + 0.4 * ramp)).expand(8, 3, 16, 16).contiguous()
+               for _ in range(2)]  # (8, 3, 16, 16) each
+    return {"seed": seed, "epochs": 10, "init": [p.detach().clone() for p in rig.parameters()], "batches": batches}
+
+
+def inputs_train_classifier(seed: int) -> dict:
+    g = _gen(seed)
+    torch.manual_seed(seed)
+    enc, clf = probes.rig_encoder(), probes.rig_classifier()
+    images = [torch.rand(12, 3, 8, 8, generator=g) for _ in range(2)]
+    # Labels that a linear probe on the rig's features can partly learn: they depend on the images.
+    labels = [(x.mean(dim=(2, 3)).argmax(dim=1)) for x in images]  # (12,), classes 0..2
+    return {"seed": seed, "epochs": 5, "encoder": [p.detach().clone() for p in enc.parameters()],
+            "classifier": [p.detach().clone() for p in clf.parameters()], "images": images, "labels": labels}
+
+
+# ---- judges -----------------------------------------------------------------------------------
+
+def _tensor_list(obj, what: str) -> list:
+    if not isinstance(obj, (list, tuple)) or not all(torch.is_tensor(t) for t in obj):
+        raise ValueError(f"{what} were not a list of tensors")
+    return list(obj)
+
+
+def _load_into(module: nn.Module, params: list) -> bool:
+    """Load ``params`` (in ``parameters()`` order) into ``module``; False when the shapes differ."""
+    own = list(module.parameters())
+    if len(own) != len(params) or any(p.shape != q.shape for p, q in zip(own, params)):
+        return False
+    with torch.no_grad():
+        for p, q in zip(own, params):
+            p.copy_(q.to(p.dtype))
+    return True
+
+
+def _layer_shapes(params: list) -> str:
+    return ", ".join(fmt_shape(p.shape) for p in params) or "no parameters"
+
+
+def _judge_module(obs: dict, inputs: dict, *, name: str, reference: type, input_key: str,
+                  expected_params: int, out_shape: tuple, range_check) -> list:
+    params = _tensor_list(obs.get("params"), f"{name}'s parameters")
+    outputs = _tensor_list(obs.get("outputs"), f"{name}'s outputs")
+    x = inputs[input_key][0]
+    n_params = sum(p.numel() for p in params)
+    ref = reference()
+    ref_shapes = _layer_shapes(list(ref.parameters()))
+    results = []
+    out = outputs[0] if outputs else torch.empty(0)
+    results.append(check(
+        f"{name} output shape", 0.25, tuple(out.shape) == out_shape,
+        expected=f"output shape {fmt_shape(out_shape)} for input {fmt_shape(x.shape)}",
+        obtained=fmt_shape(out.shape),
+        hint="Every layer uses kernel_size=4, stride=2, padding=1; check the channel counts.",
+    ))
+    results.append(check(
+        f"{name} parameter count", 0.25, n_params == expected_params,
+        expected=f"{expected_params:,} parameters", obtained=f"{n_params:,} (layers: {_layer_shapes(params)})",
+        hint=f"The reference layers have weight/bias shapes {ref_shapes}.",
+    ))
+    results.append(range_check(out))
+    same = _load_into(ref, params)
+    if same:
+        ref.eval()
+        with torch.no_grad():
+            expected = ref(x)
+        ok = tuple(out.shape) == tuple(expected.shape) and torch.allclose(out.float(), expected, atol=1e-5, rtol=1e-4)
+        detail = ("the same shape but different values" if tuple(out.shape) == tuple(expected.shape)
+                  else f"shape {fmt_shape(out.shape)}")
+        results.append(check(
+            f"{name} computes the specified layers", 0.25, ok,
+            expected="the output of the specified layer sequence with your weights",
+            obtained=detail,
+            hint="Check the order of layers and where the activations go (ReLU between layers"
+                 + (", Sigmoid at the end)." if name == "Decoder" else ", ReLU after the last conv too)."),
+        ))
+    else:
+        results.append(check(
+            f"{name} computes the specified layers", 0.25, False,
+            expected=f"layers with weight/bias shapes {ref_shapes}", obtained=_layer_shapes(params),
+        ))
+    return results
+
+
+def judge_encoder(obs: dict, inputs: dict) -> list:
+    def nonneg(out):
+        ok = out.numel() > 0 and bool((out >= 0).all())
+        return check("Encoder output is non-negative", 0.25, ok, expected="all features >= 0 (ReLU after the last conv)",
+                     obtained=f"minimum {out.min().item():.3g}" if out.numel() else "no output")
+    return _judge_module(obs, inputs, name="Encoder", reference=Encoder, input_key="x",
+                         expected_params=ENCODER_PARAMS, out_shape=(2, 24, 4, 4), range_check=nonneg)
+
+
+def judge_decoder(obs: dict, inputs: dict) -> list:
+    def unit_range(out):
+        ok = out.numel() > 0 and bool(((out >= 0) & (out <= 1)).all())
+        return check("Decoder output in [0, 1]", 0.25, ok, expected="pixel values in [0, 1] (Sigmoid at the end)",
+                     obtained=f"values in [{out.min().item():.3g}, {out.max().item():.3g}]" if out.numel() else "no output")
+    return _judge_module(obs, inputs, name="Decoder", reference=Decoder, input_key="z",
+                         expected_params=DECODER_PARAMS, out_shape=(2, 3, 64, 64), range_check=unit_range)
+
+
+def _rig_mse(params: list, batches: list) -> float:
+    rig = probes.rig_autoencoder()
+    if not _load_into(rig, params):
+        raise ValueError("the trained model's parameters have the wrong shapes")
+    with torch.no_grad():
+        return float(sum(F.mse_loss(rig(x), x) for x in batches) / len(batches))
+
+
+def judge_train_ae(obs: dict, inputs: dict) -> list:
+    params = _tensor_list(obs.get("params"), "the trained model's parameters")
+    returned = obs.get("returned") or []
+    before = _rig_mse(inputs["init"], inputs["batches"])
+    after = _rig_mse(params, inputs["batches"])
+    changed = any(not torch.equal(p, q) for p, q in zip(params, inputs["init"]))
+    epochs = int(inputs["epochs"])
+    finite = all(isinstance(v, float) and v == v and abs(v) != float("inf") for v in returned)
+    return [
+        check("train_ae updates the model's weights", 0.25, changed,
+              expected="the model's parameters to change after training", obtained="they did not change",
+              hint="Create an optimizer over model.parameters() and call loss.backward() and optimizer.step()."),
+        check("train_ae lowers the reconstruction loss", 0.5, after < 0.95 * before,
+              expected=f"the MSE on the training batches to fall below {0.95 * before:.5f} (it was {before:.5f} before)",
+              obtained=f"{after:.5f} after {epochs} epochs",
+              hint="Use an MSE loss between the reconstruction and the input, Adam with lr=1e-3."),
+        check("train_ae returns the loss of every epoch", 0.25, len(returned) == epochs and finite,
+              expected=f"a list of {epochs} finite per-epoch losses", obtained=f"{len(returned)} values {returned[:3]}..."),
+    ]
+
+
+def _rig_ce(enc_params: list, clf_params: list, images: list, labels: list) -> float:
+    enc, clf = probes.rig_encoder(), probes.rig_classifier()
+    if not (_load_into(enc, enc_params) and _load_into(clf, clf_params)):
+        raise ValueError("the trained parameters have the wrong shapes")
+    with torch.no_grad():
+        return float(sum(F.cross_entropy(clf(enc(x)), y) for x, y in zip(images, labels)) / len(images))
+
+
+def judge_train_classifier(obs: dict, inputs: dict) -> list:
+    frozen, supervised = obs.get("frozen") or {}, obs.get("supervised") or {}
+    results = []
+    if frozen:
+        enc_f = _tensor_list(frozen.get("encoder"), "the encoder's parameters")
+        clf_f = _tensor_list(frozen.get("classifier"), "the classifier's parameters")
+        same = len(enc_f) == len(inputs["encoder"]) and all(torch.equal(p, q) for p, q in zip(enc_f, inputs["encoder"]))
+        results.append(check("supervised=False leaves the encoder unchanged", 0.25, same,
+                             expected="the encoder's weights to stay bit-identical (frozen)",
+                             obtained="they changed",
+                             hint="With supervised=False only the classifier's parameters go to the optimizer."))
+        before = _rig_ce(inputs["encoder"], inputs["classifier"], inputs["images"], inputs["labels"])
+        after = _rig_ce(enc_f, clf_f, inputs["images"], inputs["labels"])
+        results.append(check("supervised=False trains the classifier", 0.25, after < before - 1e-3,
+                             expected=f"the cross-entropy to fall below {before:.4f}",
+                             obtained=f"{after:.4f}",
+                             hint="Use cross-entropy on classifier(encoder(images).flatten(1)), Adam lr=1e-3."))
+    else:
+        results += [check("supervised=False leaves the encoder unchanged", 0.25, False, obtained=str(obs.get("frozen_error", "not run"))),
+                    check("supervised=False trains the classifier", 0.25, False, obtained=str(obs.get("frozen_error", "not run")))]
+    if supervised:
+        enc_s = _tensor_list(supervised.get("encoder"), "the encoder's parameters")
+        changed = any(not torch.equal(p, q) for p, q in zip(enc_s, inputs["encoder"]))
+        results.append(check("supervised=True trains the encoder too", 0.25, changed,
+                             expected="the encoder's weights to change", obtained="they did not change",
+                             hint="With supervised=True the encoder's parameters must be optimised as well."))
+    else:
+        results.append(check("supervised=True trains the encoder too", 0.25, False,
+                             obtained=str(obs.get("supervised_error", "not run"))))
+    settings = obs.get("settings") or {}
+    ok = all(settings.get(k) is v for k, v in SUPERVISED_EXPECTED.items())
+    results.append(check("SUPERVISED settings of the three methods", 0.25, ok,
+                         expected="one True/False per method, matching each method's description",
+                         obtained="a different choice" if settings else "no SUPERVISED dictionary with keys 'I', 'II', 'III'",
+                         hint="Method I freezes the pretrained encoder, II trains it with the classifier, III freezes a random one."))
+    return results
+
+
+PROBE_MODULE = "course_utils.probes.autoencoder_probing"
+
+UNITS = [
+    Unit("test_encoder", "Encoder", 1.0, ("Encoder",), f"{PROBE_MODULE}:probe_encoder", judge_encoder,
+         inputs_encoder, ("Encoder output shape", "Encoder parameter count", "Encoder output is non-negative",
+                          "Encoder computes the specified layers")),
+    Unit("test_decoder", "Decoder", 1.0, ("Decoder",), f"{PROBE_MODULE}:probe_decoder", judge_decoder,
+         inputs_decoder, ("Decoder output shape", "Decoder parameter count", "Decoder output in [0, 1]",
+                          "Decoder computes the specified layers")),
+    Unit("test_train_ae", "train_ae", 1.0, ("train_ae",), f"{PROBE_MODULE}:probe_train_ae", judge_train_ae,
+         inputs_train_ae, ("train_ae updates the model's weights", "train_ae lowers the reconstruction loss",
+                           "train_ae returns the loss of every epoch")),
+    Unit("test_train_classifier", "train_classifier", 1.0, ("train_classifier", "SUPERVISED"),
+         f"{PROBE_MODULE}:probe_train_classifier", judge_train_classifier, inputs_train_classifier,
+         ("supervised=False leaves the encoder unchanged", "supervised=False trains the classifier",
+          "supervised=True trains the encoder too", "SUPERVISED settings of the three methods")),
+]
+
+PROBLEM_SET = ProblemSet(
+    id=PSET_ID,
+    notebook="autoencoder_probing.ipynb",
+    units=UNITS,
+    manual=[ManualUnit("report", "Report of the three probe accuracies", 1.0)],
+)
+
+
+# ---- entry points of the source notebook's hidden test regions ----------------------------------
+
+def test_encoder(Encoder):  # noqa: N803 - the student's class, by its course name
+    return assert_unit(PROBLEM_SET.unit("test_encoder"), {"Encoder": Encoder})
+
+
+def test_decoder(Decoder):  # noqa: N803
+    return assert_unit(PROBLEM_SET.unit("test_decoder"), {"Decoder": Decoder})
+
+
+def test_train_ae(train_ae):
+    return assert_unit(PROBLEM_SET.unit("test_train_ae"), {"train_ae": train_ae})
+
+
+def test_train_classifier(train_classifier, SUPERVISED):  # noqa: N803
+    return assert_unit(PROBLEM_SET.unit("test_train_classifier"),
+                       {"train_classifier": train_classifier, "SUPERVISED": SUPERVISED})
