@@ -56,16 +56,33 @@ def fit(
     history: Optional[History] = None,
     on_epoch_end: Optional[Callable[[int, History], None]] = None,
     start_epoch: int = 0,
+    checkpoint=None,
 ) -> History:
     """Run ``step_fn`` on every batch of ``loader`` for ``num_epochs`` epochs.
 
     ``step_fn`` does one optimisation step and returns the batch loss. ``on_epoch_end(epoch,
     history)`` runs after every epoch (checkpointing, evaluation). ``start_epoch`` lets a resumed
     run continue its history without repeating finished epochs.
+
+    ``checkpoint``: a :class:`course_utils.checkpoint.Checkpointer` holding the objects to save
+    (``Checkpointer(None, "autoencoder", model=model, optimizer=optimizer)``), or
+    ``(checkpointer, {"model": model, ...})``. The run is saved after every epoch (after
+    ``on_epoch_end``); when a checkpoint exists, training resumes after its last finished epoch and
+    the returned History holds the whole run, earlier epochs included.
     """
     history = history if history is not None else History()
     if num_epochs < 0:
         raise ValueError(f"num_epochs must be >= 0, got {num_epochs}")
+    checkpointer = None
+    if checkpoint is not None:
+        from .checkpoint import as_checkpointer
+
+        checkpointer = as_checkpointer(checkpoint)
+        state = checkpointer.load_latest()
+        if state is not None:
+            start_epoch = checkpointer.restore(state, history)
+            if not os.environ.get("NBGRADER_EXECUTION"):
+                print(f"Resuming {checkpointer.name} from {state['path']}: {start_epoch}/{num_epochs} epochs done.")
     epochs = progress(range(start_epoch, num_epochs), desc=desc, unit="epoch", initial=start_epoch, total=num_epochs)
     for epoch in epochs:
         total, count = 0.0, 0
@@ -82,6 +99,8 @@ def fit(
         epochs.set_postfix(loss=f"{history.epoch_loss[-1]:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
+        if checkpointer is not None:
+            checkpointer.save(epoch + 1, history)
     return history
 
 
