@@ -215,8 +215,9 @@ def judge_encoder(obs: dict, inputs: dict) -> list:
 
 def judge_decoder(obs: dict, inputs: dict) -> list:
     def unit_range(out):
-        ok = out.numel() > 0 and bool(((out >= 0) & (out <= 1)).all())
-        return check("Decoder output in [0, 1]", 0.25, ok, expected="pixel values in [0, 1] (Sigmoid at the end)",
+        ok = out.numel() > 0 and bool(((out > 0) & (out < 1)).all())
+        return check("Decoder output in (0, 1)", 0.25, ok,
+                     expected="pixel values strictly between 0 and 1, as a Sigmoid at the end gives",
                      obtained=f"values in [{out.min().item():.3g}, {out.max().item():.3g}]" if out.numel() else "no output")
     return _judge_module(obs, inputs, name="Decoder", reference=Decoder, input_key="z",
                          expected_params=DECODER_PARAMS, out_shape=(2, 3, 64, 64), range_check=unit_range)
@@ -304,7 +305,7 @@ UNITS = [
          inputs_encoder, ("Encoder output shape", "Encoder parameter count", "Encoder output is non-negative",
                           "Encoder computes the specified layers")),
     Unit("test_decoder", "Decoder", 1.0, ("Decoder",), f"{PROBE_MODULE}:probe_decoder", judge_decoder,
-         inputs_decoder, ("Decoder output shape", "Decoder parameter count", "Decoder output in [0, 1]",
+         inputs_decoder, ("Decoder output shape", "Decoder parameter count", "Decoder output in (0, 1)",
                           "Decoder computes the specified layers")),
     Unit("test_train_ae", "train_ae", 1.0, ("train_ae",), f"{PROBE_MODULE}:probe_train_ae", judge_train_ae,
          inputs_train_ae, ("train_ae updates the model's weights", "train_ae lowers the reconstruction loss",
@@ -340,3 +341,11 @@ def test_train_ae(train_ae):
 def test_train_classifier(train_classifier, SUPERVISED):  # noqa: N803
     return assert_unit(PROBLEM_SET.unit("test_train_classifier"),
                        {"train_classifier": train_classifier, "SUPERVISED": SUPERVISED})
+
+
+# Sample submissions of the main job: {student: (grade_id of the cell, text, replacement)}.
+SAMPLE_MUTATIONS = {
+    # A decoder that ends with ReLU instead of Sigmoid: right shape and size, wrong output range.
+    "wrong_decoder": ("decoder", "nn.ConvTranspose2d(12, 3, 4, stride=2, padding=1), nn.Sigmoid()",
+                      "nn.ConvTranspose2d(12, 3, 4, stride=2, padding=1), nn.ReLU()"),
+}

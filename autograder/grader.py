@@ -196,7 +196,8 @@ class _KernelSession:
         from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
 
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.ksm)
+        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.ksm, transport="ipc",
+                                ip=str(self.workdir / "kernel"))
         self.nb = nbformat.v4.new_notebook()
         self.client = NotebookClient(
             self.nb, km=km, timeout=int(self.options.cell_timeout), allow_errors=True, interrupt_on_timeout=True,

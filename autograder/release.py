@@ -1,0 +1,149 @@
+"""Release problem sets with nbgrader, check the committed release for drift, make sample submissions.
+
+``build_release`` runs ``nbgrader generate_assignment`` and ``nbgrader generate_solution`` on
+``source/<id>/`` (configuration in ``nbgrader_config.py``: released notebooks to ``assignments/``,
+solutions to ``solutions/``). ``check_drift`` rebuilds into a temporary folder and compares with the
+committed files, so a source edit that was not released is caught by the tests.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from .notebooks import nbgrader_meta
+from .problem_sets import PROBLEM_SETS, REPO_ROOT, get_problem_set
+
+
+class ReleaseError(RuntimeError):
+    """nbgrader could not build a release; the message carries the end of its log."""
+
+
+def _nbgrader(args: list, root: Path) -> str:
+    cmd = [sys.executable, "-m", "nbgrader", *args]
+    run = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    if run.returncode != 0 or "| ERROR]" in log:
+        raise ReleaseError(f"`nbgrader {' '.join(args)}` failed:\n{log[-4000:]}")
+    return log
+
+
+def available_psets(root: Path = REPO_ROOT) -> list:
+    """Problem sets that have a source notebook in this repository."""
+    return [p for p in PROBLEM_SETS if (root / "source" / p).is_dir()
+            and (root / "source" / p / get_problem_set(p).notebook).is_file()]
+
+
+def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution_dir=None) -> dict:
+    """Generate the student and solution notebooks; returns {pset: (release path, solution path)}."""
+    root = Path(root)
+    psets = list(psets or available_psets(root))
+    release_dir = Path(release_dir or root / "assignments").resolve()
+    solution_dir = Path(solution_dir or root / "solutions").resolve()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="nbgrader_db_") as tmp:
+        db = f"--CourseDirectory.db_url=sqlite:///{Path(tmp) / 'gradebook.db'}"
+        for pset in psets:
+            nb_name = get_problem_set(pset).notebook
+            _nbgrader(["generate_assignment", pset, "--force", db,
+                       f"--CourseDirectory.release_directory={release_dir}"], root)
+            _nbgrader(["generate_solution", pset, "--force", db,
+                       f"--CourseDirectory.solution_directory={solution_dir}"], root)
+            out[pset] = (release_dir / pset / nb_name, solution_dir / pset / nb_name)
+    return out
+
+
+def _canonical(path: Path) -> str:
+    nb = json.loads(Path(path).read_text())
+    return json.dumps(nb, sort_keys=True, indent=1)
+
+
+def check_drift(root: Path = REPO_ROOT, psets=None) -> list:
+    """Differences between the committed ``assignments/`` + ``solutions/`` and a fresh build."""
+    root = Path(root)
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="release_") as tmp:
+        built = build_release(root, psets, Path(tmp) / "assignments", Path(tmp) / "solutions")
+        for pset, (rel, sol) in built.items():
+            for kind, fresh, committed in (("assignments", rel, root / "assignments" / pset / rel.name),
+                                           ("solutions", sol, root / "solutions" / pset / sol.name)):
+                if not committed.is_file():
+                    problems.append(f"{kind}/{pset}/{rel.name} is missing; run `course-kit release`.")
+                elif _canonical(fresh) != _canonical(committed):
+                    problems.append(f"{kind}/{pset}/{rel.name} differs from what source/{pset} generates; "
+                                    f"run `course-kit release` and commit the result.")
+            extra = sorted(p.name for p in (root / "assignments" / pset).glob("*") if p.name != rel.name) \
+                if (root / "assignments" / pset).is_dir() else []
+            if extra:
+                problems.append(f"assignments/{pset} holds files the source does not release: {extra}")
+    return problems
+
+
+# ---- sample submissions ---------------------------------------------------------------------
+
+_REGION = re.compile(r"[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)[ \t]*### END SOLUTION[^\n]*\n?", re.S)
+_STUB = re.compile(r"[ \t]*# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)\n?")
+
+
+def solution_regions(source: str) -> list:
+    return [m.group(1) for m in _REGION.finditer(source)]
+
+
+def fill_solutions(release_nb, source_nb):
+    """The released notebook with every code stub replaced by the source's solution (a perfect student)."""
+    nb = copy.deepcopy(release_nb)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in source_nb.cells if nbgrader_meta(c).get("solution")}
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        src = by_id.get(meta.get("grade_id"))
+        if not meta.get("solution") or src is None:
+            continue
+        if cell.cell_type == "code":
+            regions = iter(solution_regions(src.source))
+            cell.source = _STUB.sub(lambda m: _indent_like(m.group(0), next(regions, "")), cell.source)
+        else:
+            cell.source = "".join(solution_regions(src.source + "\n")) or cell.source
+    return nb
+
+
+def _indent_like(stub: str, code: str) -> str:
+    return code if code.endswith("\n") else code + "\n"
+
+
+def make_sample_submissions(pset_id: str, out_dir, root: Path = REPO_ROOT) -> dict:
+    """Write the problem set's sample submissions in nbgrader's ``submitted/<student>/<id>/`` layout.
+
+    ``solution``: the release with the solutions filled in (full marks); ``untouched``: the release as
+    it is (0); plus the problem set's ``SAMPLE_MUTATIONS`` (partial credit). Returns {student: path}.
+    """
+    pset = get_problem_set(pset_id)
+    module = sys.modules[f"autograder.{pset_id}"]
+    release_nb = nbformat.read(str(root / "assignments" / pset_id / pset.notebook), 4)
+    source_nb = nbformat.read(str(root / "source" / pset_id / pset.notebook), 4)
+    solved = fill_solutions(release_nb, source_nb)
+    samples = {"solution": solved, "untouched": release_nb}
+    for student, (grade_id, old, new) in getattr(module, "SAMPLE_MUTATIONS", {}).items():
+        nb = copy.deepcopy(solved)
+        cell = next(c for c in nb.cells if nbgrader_meta(c).get("grade_id") == grade_id)
+        if old not in cell.source:
+            raise ValueError(f"sample mutation {student!r}: {old!r} not found in cell {grade_id!r}")
+        cell.source = cell.source.replace(old, new, 1)
+        samples[student] = nb
+    out = {}
+    for student, nb in samples.items():
+        path = Path(out_dir) / student / pset_id / pset.notebook
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(path))
+        out[student] = path
+    return out
+
+
+def copy_release(root: Path, dest: Path) -> None:  # pragma: no cover - convenience
+    shutil.copytree(root / "assignments", dest, dirs_exist_ok=True)

@@ -1,0 +1,141 @@
+"""Visible sanity checks, run by the test cells of the notebooks.
+
+They check what the assignment text already states (shapes, parameter counts, value ranges, that
+training changes what it should) and explain failures in words a student can act on. Passing them
+is a good sign, not a grade: the autograder runs its own, more thorough, hidden checks.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CheckFailed(AssertionError):
+    """A visible check failed; the message says what was expected and what was obtained."""
+
+
+def _ok(msg: str) -> None:
+    print(f"  ok  {msg}")
+
+
+def _require(cond: bool, expected: str, obtained: str, hint: str = "") -> None:
+    if not cond:
+        raise CheckFailed(f"expected {expected}, obtained {obtained}." + (f" {hint}" if hint else ""))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _shape(t) -> str:
+    return "(" + ", ".join(str(int(s)) for s in t.shape) + ")"
+
+
+def _instantiate(cls, name: str) -> nn.Module:
+    try:
+        module = cls()
+    except NotImplementedError:
+        raise CheckFailed(f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code.") from None
+    _require(isinstance(module, nn.Module), f"{name}() to create a torch.nn.Module", type(module).__name__)
+    return module
+
+
+def check_module(cls, name: str, input_shape: tuple, output_shape: tuple, num_params: int,
+                 value_range: tuple = (None, None), range_hint: str = "") -> nn.Module:
+    """Instantiate ``cls()``, count its parameters and run it on a random input of ``input_shape``."""
+    print(f"Checking {name}:")
+    torch.manual_seed(0)
+    module = _instantiate(cls, name).eval()
+    n = count_parameters(module)
+    _require(n == num_params, f"{num_params:,} parameters", f"{n:,}",
+             "Every layer uses kernel_size=4, stride=2, padding=1; check the channel counts.")
+    _ok(f"{n:,} parameters")
+    with torch.no_grad():
+        out = module(torch.rand(*input_shape))
+    _require(tuple(out.shape) == tuple(output_shape), f"output shape {output_shape} for input {input_shape}",
+             _shape(out))
+    _ok(f"output shape {tuple(out.shape)}")
+    lo, hi = value_range
+    if lo is not None:
+        _require(bool((out >= lo).all()), f"all outputs >= {lo}", f"minimum {out.min().item():.3g}", range_hint)
+    if hi is not None:
+        _require(bool((out <= hi).all()), f"all outputs <= {hi}", f"maximum {out.max().item():.3g}", range_hint)
+    if lo is not None or hi is not None:
+        _ok(f"outputs in [{out.min().item():.3f}, {out.max().item():.3f}]")
+    return module
+
+
+def check_encoder(Encoder) -> None:  # noqa: N803 - the student's class
+    check_module(Encoder, "Encoder", (2, 3, 64, 64), (2, 24, 4, 4), 42_156, (0, None),
+                 "The encoder ends with a ReLU, so its features are non-negative.")
+    print("Encoder: visible checks passed.")
+
+
+def check_decoder(Decoder) -> None:  # noqa: N803
+    check_module(Decoder, "Decoder", (2, 24, 4, 4), (2, 3, 64, 64), 42_135, (0, 1),
+                 "The decoder ends with a Sigmoid, so its pixels lie in [0, 1].")
+    print("Decoder: visible checks passed.")
+
+
+def _tiny_autoencoder() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(4, 3, 4, 2, 1), nn.Sigmoid())
+
+
+def check_train_ae(train_ae) -> None:
+    """Train a tiny autoencoder for 8 epochs on 2 fixed batches; the loss must go down."""
+    print("Checking train_ae:")
+    torch.manual_seed(0)
+    model = _tiny_autoencoder()
+    colours = torch.rand(2, 8, 3, 1, 1)  # two batches of 8 flat-coloured images
+    loader = [(c.expand(8, 3, 16, 16).contiguous(), torch.zeros(8, dtype=torch.long)) for c in colours]
+    before = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        loss0 = sum(nn.functional.mse_loss(model(x), x) for x, _ in loader).item() / 2
+    try:
+        history = train_ae(model, loader, epochs=8)
+    except NotImplementedError:
+        raise CheckFailed("train_ae is not implemented yet: replace `raise NotImplementedError()` with your code.") from None
+    _require(any(not torch.equal(a, b) for a, b in zip(before, model.parameters())),
+             "the model's weights to change", "unchanged weights", "Did you call optimizer.step()?")
+    _ok("the weights changed")
+    with torch.no_grad():
+        loss1 = sum(nn.functional.mse_loss(model(x), x) for x, _ in loader).item() / 2
+    _require(loss1 < loss0, f"the reconstruction MSE to fall below {loss0:.4f}", f"{loss1:.4f}")
+    _ok(f"reconstruction MSE {loss0:.4f} -> {loss1:.4f}")
+    _require(history is not None and len(history) == 8, "a list of 8 per-epoch losses to be returned",
+             "None" if history is None else f"{len(history)} values")
+    _ok("returned one loss per epoch")
+    print("train_ae: visible checks passed.")
+
+
+def check_train_classifier(train_classifier, SUPERVISED=None) -> None:  # noqa: N803
+    """supervised=False must leave the encoder untouched; supervised=True must train it."""
+    print("Checking train_classifier:")
+    for supervised in (False, True):
+        torch.manual_seed(0)
+        encoder = nn.Sequential(nn.Conv2d(3, 4, 4, 2, 1), nn.ReLU())
+        classifier = nn.Linear(64, 3)
+        x = torch.rand(12, 3, 8, 8)
+        loader = [(x, torch.arange(12) % 3)]
+        before = [p.detach().clone() for p in encoder.parameters()]
+        clf_before = [p.detach().clone() for p in classifier.parameters()]
+        try:
+            train_classifier(encoder, classifier, loader, epochs=3, supervised=supervised)
+        except NotImplementedError:
+            raise CheckFailed("train_classifier is not implemented yet: replace `raise NotImplementedError()`.") from None
+        enc_same = all(torch.equal(a, b) for a, b in zip(before, encoder.parameters()))
+        clf_same = all(torch.equal(a, b) for a, b in zip(clf_before, classifier.parameters()))
+        _require(not clf_same, f"the classifier to be trained (supervised={supervised})", "unchanged weights")
+        if supervised:
+            _require(not enc_same, "supervised=True to train the encoder too", "the encoder did not change")
+            _ok("supervised=True trains the encoder and the classifier")
+        else:
+            _require(enc_same, "supervised=False to leave the encoder frozen", "the encoder changed")
+            _ok("supervised=False trains the classifier only")
+    if SUPERVISED is not None:
+        _require(isinstance(SUPERVISED, dict) and set(SUPERVISED) == {"I", "II", "III"}
+                 and all(isinstance(v, bool) for v in SUPERVISED.values()),
+                 "SUPERVISED to map 'I', 'II', 'III' to True or False", repr(SUPERVISED))
+        _ok("SUPERVISED has one True/False per method")
+    print("train_classifier: visible checks passed.")
