@@ -207,3 +207,54 @@ def test_setup_cell_source_embeds_the_target_and_runs_in_a_fresh_process(tmp_pat
 def test_setup_cell_source_accepts_a_dict_and_a_path(tmp_path):
     path = write(tmp_path, GOOD_CONFIG)
     assert setup_cell_source(path) == setup_cell_source(parse_toml(GOOD_CONFIG))
+
+
+# --- the real install path (pip, offline, into a throw-away virtual environment) ---------------
+@pytest.mark.slow
+def test_install_puts_the_kit_and_its_missing_deps_in_and_keeps_torch(tmp_path):
+    """ensure_course_utils as the setup cell runs it: a newer course_utils wheel and a dependency
+    that is missing get installed; torch, already there, is not touched."""
+    import shutil
+
+    import torch
+
+    from autograder.bundle import build_wheel
+
+    def build(src, dist):
+        code = "import sys, setuptools.build_meta as b; b.build_wheel(sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, check=True, capture_output=True)
+
+    dep = tmp_path / "dep"  # a dependency the environment lacks, served from a local folder (no network)
+    (dep / "kit_probe_dep").mkdir(parents=True)
+    (dep / "kit_probe_dep" / "__init__.py").write_text("VALUE = 7\n")
+    (dep / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=61"]\n'
+                                        'build-backend = "setuptools.build_meta"\n'
+                                        '[project]\nname = "kit-probe-dep"\nversion = "1.0"\n')
+    build(dep, tmp_path / "links")
+    repo = tmp_path / "repo"  # the kit at a newer version, depending on it
+    shutil.copytree(REPO_ROOT / "course_utils", repo / "course_utils",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    init = repo / "course_utils" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    (repo / "pyproject.toml").write_text(pyproject.replace('"pillow",', '"pillow",\n    "kit-probe-dep",', 1))
+    wheel = build_wheel(repo, tmp_path / "wheels")
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "links")}
+    env.pop("COURSE_SKIP_INSTALL", None)
+    install = ("import course_utils.colab as c, sys\n"
+               "print(c.ensure_course_utils(sys.argv[1], '0.1.1', quiet=True))\n")
+    run = subprocess.run([python, "-c", install, str(wheel)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "restart the runtime" in run.stdout  # 0.1.0 was already imported in that process
+    check = ("import course_utils, kit_probe_dep, torch\n"
+             "print(course_utils.__version__, kit_probe_dep.VALUE, torch.__version__)\n")
+    run = subprocess.run([python, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0.1.1", "7", torch.__version__]
+    site = next(venv.glob("lib/python*/site-packages"))
+    assert (site / "course_utils").is_dir() and not (site / "torch").exists()
