@@ -1,0 +1,49 @@
+"""``course-kit``: the instructor's commands (also ``python -m autograder.cli``).
+
+Each command lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``;
+modules load only when their command runs, so ``course-kit --help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    # name: (module, one-line help)
+    "demo": ("autograder.demo", "the main job: release, run the solutions in quick mode, grade sample submissions"),
+    "release": ("autograder.demo", "build assignments/ and solutions/ from source/ with nbgrader"),
+    "check-release": ("autograder.demo", "fail when assignments/ or solutions/ drift from source/"),
+    "grade": ("autograder.batch", "grade a class's submissions in parallel (resumable), export CSV + feedback"),
+    "gradescope-bundle": ("autograder.gradescope", "build the Gradescope autograder upload zip"),
+    "gradescope-run": ("autograder.gradescope", "grade one submission the Gradescope way and write results.json"),
+    "student-bundle": ("autograder.bundle", "build what students receive: released notebooks + course_utils wheel"),
+    "selfcheck": ("course_utils.selfcheck", "run the visible checks on a saved notebook in a fresh process"),
+}
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="course-kit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.print_usage(sys.stderr)
+            print(f"course-kit: unknown command {argv[0]!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        parser.print_help()
+        return 0
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    cmd_parser = argparse.ArgumentParser(prog=f"course-kit {name}", description=COMMANDS[name][1])
+    add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
+    run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+    add(cmd_parser)
+    args = cmd_parser.parse_args(argv[1:])
+    return int(run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
