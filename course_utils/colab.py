@@ -26,9 +26,7 @@ import inspect
 import os
 import platform
 import re
-import subprocess
 import sys
-import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +39,6 @@ CONFIG_ENV = "COURSE_CONFIG"
 CONFIG_NAME = "course_config.toml"
 DRIVE_MOUNT_POINT = "/content/drive"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
-# Packages pip must never replace: the preinstalled (CUDA) builds stay as they are.
-PROTECTED_PACKAGES = ("torch", "torchvision", "torchaudio")
 # ensure_course_utils says this when a freshly updated course_utils needs a runtime restart.
 RESTART_PHRASE = "restart the runtime"
 
