@@ -57,6 +57,7 @@ GENERATOR_VERSION = 1
 DEFAULT_OPTIONS = {
     "min_size": 0.14,       # smallest shape radius, as a fraction of the image side
     "max_size": 0.34,       # largest shape radius, as a fraction of the image side
+    "spread": 1.0,          # how far the centre may stray: 0 = image centre, 1 = anywhere the shape fits
     "noise": 0.05,          # amplitude of the per-pixel noise (pixel values in [0, 1])
     "texture": 0.14,        # amplitude of the low-frequency background texture
     "distractor": 0.5,      # probability of a thin stroke of another colour behind the shape
@@ -149,8 +150,8 @@ def _draw_parameters(n: int, image_size: int, seed: int, opts: dict) -> dict:
     labels = np.minimum((u[:, 0] * n_classes).astype(np.int64), n_classes - 1)  # (N,)
     colours = np.minimum((u[:, 1] * n_colours).astype(np.int64), n_colours - 1)  # (N,)
     radius = (opts["min_size"] + (opts["max_size"] - opts["min_size"]) * u[:, 2]) * s  # (N,) pixels
-    cx = radius + (s - 2 * radius) * u[:, 3]  # (N,) shape centre, fully inside the image
-    cy = radius + (s - 2 * radius) * u[:, 4]
+    cx = s / 2 + opts["spread"] * (s - 2 * radius) * (u[:, 3] - 0.5)  # (N,) shape centre, fully inside the image
+    cy = s / 2 + opts["spread"] * (s - 2 * radius) * (u[:, 4] - 0.5)
     rotation = 2 * math.pi * u[:, 5]  # (N,) radians
     cos_r = np.array([_q(math.cos(a)) for a in rotation])
     sin_r = np.array([_q(math.sin(a)) for a in rotation])
@@ -421,6 +422,8 @@ def generate_shapes(n: int, image_size: int = 64, seed: int = 0, cache: bool = T
         raise ValueError(f"image_size must be at least 16 pixels, obtained {image_size}")
     n, image_size, seed = int(n), int(image_size), int(seed)
     opts = {k: float(options.get(k, v)) for k, v in DEFAULT_OPTIONS.items()}
+    if not 0 <= opts["spread"] <= 1:
+        raise ValueError(f"spread must be in [0, 1], obtained {opts['spread']}")
     if not 0 < opts["min_size"] <= opts["max_size"] <= 0.5:
         raise ValueError(f"need 0 < min_size <= max_size <= 0.5, obtained {opts['min_size']}, {opts['max_size']}")
 
