@@ -122,7 +122,7 @@ def inputs_train_ae(seed: int) -> dict:
     ramp = torch.linspace(0, 1, 16).view(1, 1, 1, 16)  # (1, 1, 1, 16)
     batches = [(0.15 + 0.7 * torch.rand(8, 3, 1, 1, generator=g) * (0.6 + 0.4 * ramp)).expand(8, 3, 16, 16).contiguous()
                for _ in range(2)]  # (8, 3, 16, 16) each
-    return {"seed": seed, "epochs": 10, "init": [p.detach().clone() for p in rig.parameters()], "batches": batches}
+    return {"seed": seed, "epochs": 30, "init": [p.detach().clone() for p in rig.parameters()], "batches": batches}
 
 
 def inputs_train_classifier(seed: int) -> dict:
@@ -243,8 +243,8 @@ def judge_train_ae(obs: dict, inputs: dict) -> list:
         check("train_ae updates the model's weights", 0.25, changed,
               expected="the model's parameters to change after training", obtained="they did not change",
               hint="Create an optimizer over model.parameters() and call loss.backward() and optimizer.step()."),
-        check("train_ae lowers the reconstruction loss", 0.5, after < 0.95 * before,
-              expected=f"the MSE on the training batches to fall below {0.95 * before:.5f} (it was {before:.5f} before)",
+        check("train_ae lowers the reconstruction loss", 0.5, after < 0.9 * before,
+              expected=f"the MSE on the training batches to fall below {0.9 * before:.5f} (it was {before:.5f} before)",
               obtained=f"{after:.5f} after {epochs} epochs",
               hint="Use an MSE loss between the reconstruction and the input, Adam with lr=1e-3."),
         check("train_ae returns the loss of every epoch", 0.25, len(returned) == epochs and finite,

@@ -57,10 +57,13 @@ def check_module(cls, name: str, input_shape: tuple, output_shape: tuple, num_pa
              _shape(out))
     _ok(f"output shape {tuple(out.shape)}")
     lo, hi = value_range
+    strict = lo is not None and hi is not None  # a Sigmoid output lies strictly inside (lo, hi)
     if lo is not None:
-        _require(bool((out >= lo).all()), f"all outputs >= {lo}", f"minimum {out.min().item():.3g}", range_hint)
+        ok = bool((out > lo).all()) if strict else bool((out >= lo).all())
+        _require(ok, f"all outputs {'>' if strict else '>='} {lo}", f"minimum {out.min().item():.3g}", range_hint)
     if hi is not None:
-        _require(bool((out <= hi).all()), f"all outputs <= {hi}", f"maximum {out.max().item():.3g}", range_hint)
+        ok = bool((out < hi).all()) if strict else bool((out <= hi).all())
+        _require(ok, f"all outputs {'<' if strict else '<='} {hi}", f"maximum {out.max().item():.3g}", range_hint)
     if lo is not None or hi is not None:
         _ok(f"outputs in [{out.min().item():.3f}, {out.max().item():.3f}]")
     return module
@@ -74,7 +77,7 @@ def check_encoder(Encoder) -> None:  # noqa: N803 - the student's class
 
 def check_decoder(Decoder) -> None:  # noqa: N803
     check_module(Decoder, "Decoder", (2, 24, 4, 4), (2, 3, 64, 64), 42_135, (0, 1),
-                 "The decoder ends with a Sigmoid, so its pixels lie in [0, 1].")
+                 "The decoder ends with a Sigmoid, so its pixels lie strictly between 0 and 1.")
     print("Decoder: visible checks passed.")
 
 

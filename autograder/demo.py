@@ -1,0 +1,195 @@
+"""The main job, end to end on the built-in data, and the release commands.
+
+``course-kit demo`` does what an instructor does for a problem set, on this machine's CPU:
+
+1. builds ``assignments/`` and ``solutions/`` from ``source/`` with nbgrader (and says whether the
+   committed ones drifted);
+2. executes every solution notebook in ``quick`` mode on the built-in shapes data (its hidden-test
+   cells run too, so the reference solutions are validated against the hidden tests);
+3. writes sample submissions in nbgrader's ``submitted/`` layout: the solution (full marks), the
+   untouched release (0) and the problem set's deliberately wrong variants (partial credit);
+4. grades them with ``course-kit grade`` and prints the grade table and where the feedback is.
+
+Everything goes under ``course/`` (git-ignored), except the release, which goes to ``assignments/``
+and ``solutions/`` as committed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .problem_sets import REPO_ROOT, get_problem_set
+
+# Cells whose printed output summarises a solution run (shown by the demo), by problem set.
+SUMMARY_CELLS = {"autoencoder_probing": ("run_probes",), "simple_clip": ("run_probe", "retrieval_metrics")}
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def execute_notebook(path: Path, out_path: Path, mode: str = "quick", timeout: int = 1800) -> dict:
+    """Execute a notebook in a fresh kernel in ``mode``; save it with outputs; return cell summaries."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(str(path), 4)
+    env_backup = dict(os.environ)
+    os.environ.update({"COURSE_MODE": mode, "COURSE_SKIP_INSTALL": "1", "MPLBACKEND": "Agg",
+                       "COURSE_MOUNT_DRIVE": "0", "TQDM_MININTERVAL": "5"})
+    os.environ.pop("NBGRADER_EXECUTION", None)
+    workdir = out_path.parent / (out_path.stem + "_run")
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    error = None
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(workdir)}})
+        client.execute()
+    except Exception as exc:  # report which cell failed, keep what ran
+        error = f"{type(exc).__name__}: {str(exc)[-1500:]}"
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    seconds = time.monotonic() - start
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(out_path))
+    shutil.rmtree(workdir, ignore_errors=True)
+    summaries = {}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and gid:
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+            summaries[gid] = text
+    return {"seconds": seconds, "error": error, "summaries": summaries}
+
+
+def grade_samples(pset_id: str, submitted: Path, out: Path, workers: int = 2) -> list:
+    """Grade a submitted/ folder with the documented grading command; returns result dicts."""
+    cmd = [sys.executable, "-m", "autograder.cli", "grade", pset_id, str(submitted), "--out", str(out),
+           "--workers", str(workers), "--regrade"]
+    try:
+        import autograder.batch  # noqa: F401
+        has_batch = True
+    except ImportError:
+        has_batch = False
+    if has_batch:
+        subprocess.run(cmd, check=True)
+        results = []
+        for path in sorted(out.rglob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if isinstance(data, dict) and data.get("pset") == pset_id and "units" in data:
+                results.append(data)
+        return results
+    from .grader import grade_submission  # serial fallback
+
+    results = []
+    for nb_path in sorted(submitted.glob(f"*/{pset_id}/*.ipynb")):
+        student = nb_path.parent.parent.name
+        res = grade_submission(pset_id, nb_path, student)
+        res.save(out / "results" / f"{student}.json")
+        results.append(res.to_dict())
+    return results
+
+
+def print_table(results: list) -> None:
+    if not results:
+        _say("  (no results)")
+        return
+    titles = [u["title"] for u in results[0]["units"] if not u["manual"]]
+    header = f"  {'student':<16}" + "".join(f"{t[:16]:>18}" for t in titles) + f"{'total':>10}"
+    _say(header)
+    for r in sorted(results, key=lambda r: r["student"]):
+        pts = {u["title"]: u for u in r["units"]}
+        row = f"  {r['student']:<16}" + "".join(
+            f"{pts[t]['points']:>11g} / {pts[t]['max_points']:<4g}" for t in titles)
+        _say(row + f"{r['score']:>6g} / {r['max_score']:g}")
+
+
+def run_demo(args) -> int:
+    from .release import available_psets, build_release, check_drift, make_sample_submissions
+
+    root = REPO_ROOT
+    course = Path(args.out).resolve()
+    psets = args.pset or available_psets(root)
+    t0 = time.monotonic()
+    _say(f"== 1. Release ({', '.join(psets)}) with nbgrader")
+    drift = [] if args.skip_drift_check else check_drift(root, psets)
+    for line in drift:
+        _say(f"  drift: {line}")
+    build_release(root, psets)
+    _say("  assignments/ and solutions/ are up to date" + (" (they had drifted; now rebuilt)" if drift else ""))
+    failures = []
+    for pset_id in psets:
+        pset = get_problem_set(pset_id)
+        if not args.skip_execute:
+            _say(f"\n== 2. Execute the solution of {pset_id} in quick mode (CPU, built-in data)")
+            run = execute_notebook(root / "solutions" / pset_id / pset.notebook,
+                                   course / "executed" / pset_id / pset.notebook, mode="quick")
+            _say(f"  {run['seconds'] / 60:.1f} min; executed notebook: "
+                 f"{course / 'executed' / pset_id / pset.notebook}")
+            for gid in SUMMARY_CELLS.get(pset_id, ()):
+                for line in run["summaries"].get(gid, "").strip().splitlines():
+                    _say(f"  | {line}")
+            if run["error"]:
+                failures.append(f"{pset_id}: the solution notebook failed: {run['error']}")
+                _say(f"  FAILED: {run['error']}")
+        _say(f"\n== 3. Sample submissions of {pset_id}")
+        submitted = course / "submitted"
+        for student in make_sample_submissions(pset_id, submitted, root):
+            _say(f"  {submitted / student / pset_id / pset.notebook}")
+        _say(f"\n== 4. Grade them (course-kit grade {pset_id} {submitted})")
+        results = grade_samples(pset_id, submitted, course / "graded" / pset_id)
+        print_table(results)
+        expected = {"solution": "full", "untouched": "zero"}
+        for r in results:
+            want = expected.get(r["student"], "partial")
+            got = ("full" if r["score"] == r["max_score"] else "zero" if r["score"] == 0 else "partial")
+            if got != want:
+                failures.append(f"{pset_id}/{r['student']}: expected {want} marks, obtained {r['score']}/{r['max_score']}")
+        _say(f"  results and feedback: {course / 'graded' / pset_id}")
+    _say(f"\nDone in {(time.monotonic() - t0) / 60:.1f} min.")
+    for f in failures:
+        _say(f"PROBLEM: {f}")
+    return 1 if failures else 0
+
+
+def add_arguments_demo(parser) -> None:
+    parser.add_argument("--pset", action="append", help="problem set id (default: every one in source/)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "course"), help="working folder (default: course/)")
+    parser.add_argument("--skip-execute", action="store_true", help="do not execute the solution notebooks")
+    parser.add_argument("--skip-drift-check", action="store_true", help="do not compare with the committed release")
+
+
+def add_arguments_release(parser) -> None:
+    parser.add_argument("pset", nargs="*", help="problem set ids (default: every one in source/)")
+
+
+def run_release(args) -> int:
+    from .release import build_release
+
+    for pset, (rel, sol) in build_release(REPO_ROOT, args.pset or None).items():
+        _say(f"{pset}: {rel.relative_to(REPO_ROOT)}, {sol.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def add_arguments_check_release(parser) -> None:
+    add_arguments_release(parser)
+
+
+def run_check_release(args) -> int:
+    from .release import check_drift
+
+    problems = check_drift(REPO_ROOT, args.pset or None)
+    for p in problems:
+        _say(p)
+    _say("release is up to date" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0

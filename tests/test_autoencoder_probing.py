@@ -1,0 +1,184 @@
+"""Hidden tests of problem set "autoencoder_probing": the reference passes, each classic mistake fails
+the check that names it, and malformed observations never crash the judge."""
+import inspect
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from autograder import autoencoder_probing as ap
+from autograder.core import run_unit
+from course_utils import checks
+from course_utils.probes import autoencoder_probing as probes
+
+
+def _run(grade_id, **objects):
+    results = run_unit(ap.PROBLEM_SET.unit(grade_id), objects, seed=5)
+    return {r.name: r for r in results}
+
+
+def _failed(results):
+    return sorted(name for name, r in results.items() if not r.passed)
+
+
+def test_problem_set_points_match_the_course():
+    ps = ap.PROBLEM_SET
+    assert [u.title for u in ps.units] == ["Encoder", "Decoder", "train_ae", "train_classifier"]
+    assert [u.points for u in ps.units] == [1, 1, 1, 1]
+    assert ps.total_points == 5 and ps.auto_points == 4
+    for unit in ps.units:  # the checks' points add up to the unit's points
+        inputs = unit.make_inputs(0)
+        assert len(unit.failed("x")) == len(unit.check_names)
+        assert sum(c.max_points for c in unit.failed("x")) == pytest.approx(unit.points)
+        assert isinstance(inputs, dict)
+
+
+def test_reference_architecture_facts():
+    assert sum(p.numel() for p in ap.Encoder().parameters()) == 42_156
+    assert sum(p.numel() for p in ap.Decoder().parameters()) == 42_135
+    z = ap.Encoder()(torch.rand(2, 3, 64, 64))
+    assert z.shape == (2, 24, 4, 4)
+    x = ap.Decoder()(z)
+    assert x.shape == (2, 3, 64, 64) and 0 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.parametrize("grade_id,objects", [
+    ("test_encoder", {"Encoder": ap.Encoder}),
+    ("test_decoder", {"Decoder": ap.Decoder}),
+    ("test_train_ae", {"train_ae": ap.train_ae}),
+    ("test_train_classifier", {"train_classifier": ap.train_classifier, "SUPERVISED": dict(ap.SUPERVISED_EXPECTED)}),
+])
+def test_reference_gets_full_marks(grade_id, objects):
+    results = _run(grade_id, **objects)
+    assert _failed(results) == [], [r.message for r in results.values() if not r.passed]
+    assert sum(r.points for r in results.values()) == pytest.approx(1.0)
+
+
+class EncoderNoFinalReLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 12, 4, 2, 1), nn.ReLU(), nn.Conv2d(12, 24, 4, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(24, 48, 4, 2, 1), nn.ReLU(), nn.Conv2d(48, 24, 4, 2, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class EncoderWrongKernel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 12, 3, 2, 1), nn.ReLU(), nn.Conv2d(12, 24, 3, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(24, 48, 3, 2, 1), nn.ReLU(), nn.Conv2d(48, 24, 3, 2, 1), nn.ReLU())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class DecoderReLUOut(ap.Decoder):
+    def __init__(self):
+        super().__init__()
+        self.net[-1] = nn.ReLU()
+
+
+def test_encoder_mistakes_fail_the_right_checks():
+    no_relu = _run("test_encoder", Encoder=EncoderNoFinalReLU)
+    assert "Encoder computes the specified layers" in _failed(no_relu)
+    assert "Encoder output shape" not in _failed(no_relu)
+    assert "Encoder parameter count" not in _failed(no_relu)
+    wrong_kernel = _run("test_encoder", Encoder=EncoderWrongKernel)
+    assert "Encoder parameter count" in _failed(wrong_kernel)
+    msg = wrong_kernel["Encoder parameter count"].message
+    assert "expected 42,156 parameters" in msg and "obtained" in msg
+
+
+def test_decoder_without_sigmoid_gets_partial_credit():
+    results = _run("test_decoder", Decoder=DecoderReLUOut)
+    assert _failed(results) == ["Decoder computes the specified layers", "Decoder output in (0, 1)"]
+    assert sum(r.points for r in results.values()) == pytest.approx(0.5)
+    assert "Sigmoid" in results["Decoder output in (0, 1)"].message
+
+
+def test_train_ae_mistakes():
+    def no_step(model, dataloader, epochs=200):
+        return [0.1] * epochs
+
+    def ascent(model, dataloader, epochs=200):  # maximises the loss
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        out = []
+        for _ in range(epochs):
+            for x, _ in dataloader:
+                loss = -F.mse_loss(model(x), x)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            out.append(-loss.item())
+        return out
+
+    assert "train_ae updates the model's weights" in _failed(_run("test_train_ae", train_ae=no_step))
+    res = _run("test_train_ae", train_ae=ascent)
+    assert "train_ae lowers the reconstruction loss" in _failed(res)
+    assert "obtained" in res["train_ae lowers the reconstruction loss"].message
+
+
+def test_train_classifier_mistakes():
+    def always_train_encoder(encoder, classifier, dataloader, epochs=100, supervised=False):
+        return ap.train_classifier(encoder, classifier, dataloader, epochs, supervised=True)
+
+    res = _run("test_train_classifier", train_classifier=always_train_encoder,
+               SUPERVISED={"I": False, "II": True, "III": False})
+    assert _failed(res) == ["supervised=False leaves the encoder unchanged"]
+    wrong_settings = _run("test_train_classifier", train_classifier=ap.train_classifier,
+                          SUPERVISED={"I": True, "II": True, "III": False})
+    assert _failed(wrong_settings) == ["SUPERVISED settings of the three methods"]
+    missing = _run("test_train_classifier", train_classifier=ap.train_classifier)
+    assert _failed(missing) == ["SUPERVISED settings of the three methods"]
+
+
+def test_student_errors_become_messages_not_crashes():
+    class Broken(nn.Module):
+        def __init__(self):
+            raise NotImplementedError()
+
+    res = _run("test_encoder", Encoder=Broken)
+    assert all(not r.passed for r in res.values())
+    assert all("NotImplementedError" in r.message for r in res.values())
+    res = _run("test_decoder", Decoder=lambda: "not a module")
+    assert all("torch.nn.Module" in r.message for r in res.values())
+
+
+@pytest.mark.parametrize("obs", [None, {}, {"params": "x", "outputs": 3}, {"params": [torch.zeros(2)], "outputs": []}])
+def test_judges_survive_malformed_observations(obs):
+    from autograder.core import judge_safely
+
+    for unit in ap.UNITS:
+        results = judge_safely(unit, obs, unit.make_inputs(0))
+        assert results and all(not r.passed for r in results)
+        assert sum(r.max_points for r in results) == pytest.approx(unit.points)
+
+
+def test_probes_and_visible_checks_hold_no_solution():
+    for module in (probes, checks):
+        src = inspect.getsource(module)
+        assert "nn.Conv2d(3, 12" not in src and "nn.ConvTranspose2d(12, 3" not in src
+        assert "def train_ae" not in src and "def train_classifier" not in src
+
+
+def test_visible_checks_accept_the_reference_and_teach_on_mistakes(capsys):
+    checks.check_encoder(ap.Encoder)
+    checks.check_decoder(ap.Decoder)
+    checks.check_train_ae(ap.train_ae)
+    checks.check_train_classifier(ap.train_classifier, {"I": False, "II": True, "III": False})
+    assert capsys.readouterr().out.count("visible checks passed") == 4
+    with pytest.raises(checks.CheckFailed, match="expected 42,156 parameters"):
+        checks.check_encoder(EncoderWrongKernel)
+    with pytest.raises(checks.CheckFailed, match="Sigmoid"):
+        checks.check_decoder(DecoderReLUOut)
+
+    class NotDone(nn.Module):
+        def __init__(self):
+            super().__init__()
+            raise NotImplementedError()
+
+    with pytest.raises(checks.CheckFailed, match="not implemented yet"):
+        checks.check_encoder(NotDone)
