@@ -28,7 +28,7 @@ def _finish(fig, save_path):
     if save_path is not None:
         path = Path(save_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, bbox_inches="tight", dpi=100)
+        fig.savefig(path, dpi=100)
     return fig
 
 
