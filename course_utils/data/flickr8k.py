@@ -34,14 +34,7 @@ import numpy as np
 import torch
 
 from ..paths import cache_dir, data_dir
-
-try:  # one error type for every dataset of the kit
-    from . import DatasetNotFoundError
-except ImportError:  # pragma: no cover - the package __init__ does not define it (yet)
-
-    class DatasetNotFoundError(FileNotFoundError):
-        """A dataset is not on this machine; the message says what to download and where to put it."""
-
+from . import DatasetNotFoundError  # one error type for every dataset of the kit
 
 KAGGLE_URL = "https://www.kaggle.com/datasets/adityajn105/flickr8k"
 MIRROR_IMAGES_URL = "https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/Flickr8k_Dataset.zip"
