@@ -11,7 +11,6 @@ import copy
 import json
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,13 +25,41 @@ class ReleaseError(RuntimeError):
     """nbgrader could not build a release; the message carries the end of its log."""
 
 
-def _nbgrader(args: list, root: Path) -> str:
-    cmd = [sys.executable, "-m", "nbgrader", *args]
-    run = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    log = run.stdout + run.stderr
-    if run.returncode != 0 or "| ERROR]" in log:
-        raise ReleaseError(f"`nbgrader {' '.join(args)}` failed:\n{log[-4000:]}")
-    return log
+def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    cfg.CourseDirectory.root = str(root)
+    cfg.CourseDirectory.release_directory = str(release_dir)
+    cfg.CourseDirectory.solution_directory = str(solution_dir)
+    cfg.GenerateAssignment.no_database = True  # the gradebook is for grading; releasing needs none
+    cfg.SaveCells.enabled = False
+    cfg.BaseConverter.force = True
+    return cfg
+
+
+def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path) -> None:
+    """``nbgrader generate_assignment`` + ``generate_solution`` for one problem set, in this process."""
+    import logging
+
+    from nbgrader.converters import GenerateAssignment, GenerateSolution
+    from nbgrader.converters.base import BaseConverter
+    from nbgrader.coursedir import CourseDirectory
+
+    class _Solution(GenerateSolution):
+        def init_assignment(self, assignment_id, student_id):  # no gradebook lookup: releasing needs none
+            BaseConverter.init_assignment(self, assignment_id, student_id)
+
+    cfg = _load_nbgrader_config(root, release_dir, solution_dir)
+    for converter_cls in (GenerateAssignment, _Solution):
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id = pset
+        converter = converter_cls(coursedir=coursedir, config=cfg)
+        converter.log.setLevel(logging.WARNING)
+        try:
+            converter.start()
+        except Exception as exc:
+            raise ReleaseError(f"nbgrader could not convert source/{pset}: {type(exc).__name__}: {exc}") from exc
 
 
 def available_psets(root: Path = REPO_ROOT) -> list:
@@ -48,15 +75,12 @@ def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution
     release_dir = Path(release_dir or root / "assignments").resolve()
     solution_dir = Path(solution_dir or root / "solutions").resolve()
     out = {}
-    with tempfile.TemporaryDirectory(prefix="nbgrader_db_") as tmp:
-        db = f"--CourseDirectory.db_url=sqlite:///{Path(tmp) / 'gradebook.db'}"
-        for pset in psets:
-            nb_name = get_problem_set(pset).notebook
-            _nbgrader(["generate_assignment", pset, "--force", db,
-                       f"--CourseDirectory.release_directory={release_dir}"], root)
-            _nbgrader(["generate_solution", pset, "--force", db,
-                       f"--CourseDirectory.solution_directory={solution_dir}"], root)
-            out[pset] = (release_dir / pset / nb_name, solution_dir / pset / nb_name)
+    for pset in psets:
+        nb_name = get_problem_set(pset).notebook
+        _generate(pset, root, release_dir, solution_dir)
+        out[pset] = (release_dir / pset / nb_name, solution_dir / pset / nb_name)
+        if not out[pset][0].is_file() or not out[pset][1].is_file():
+            raise ReleaseError(f"nbgrader wrote no notebook for {pset}; check source/{pset}/{nb_name}.")
     return out
 
 
