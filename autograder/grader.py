@@ -4,16 +4,52 @@
    run in a fresh IPython kernel started with ``autograder`` out of reach, in ``grading`` mode
    (``NBGRADER_EXECUTION=autograde``: tiny data, a few steps), in an empty working directory.
 2. Every cell has a time limit and the whole notebook a time budget; a watchdog kills the kernel
-   when its memory passes the limit. A cell that kills the kernel (``os._exit``, a crash, the
-   memory limit) is noted and skipped: the kernel restarts and the other cells run again.
+   when its memory passes the limit (and ``RLIMIT_DATA`` makes a huge single allocation fail at
+   once). A cell that kills the kernel (``os._exit``, a crash, the memory limit, a loop that ignores
+   interrupts) is noted and skipped: the kernel restarts and the other cells run again.
 3. For each graded unit, the grader writes inputs to a file and runs the unit's probe in the
-   kernel; observations come back as a file read with ``weights_only=True``.
+   kernel; observations come back as a signed file read with ``weights_only=True``.
 4. Judges run here, in the grader's process, where the student's code cannot reach them.
 
 The result is a :class:`SubmissionResult`, which serialises to JSON.
+
+Trust model
+-----------
+What a submission **cannot** do:
+
+* change a verdict by patching anything in its kernel (``torch.allclose``/``torch.equal``, the
+  ``autograder`` entry in ``sys.modules``, printing "All tests passed"): verdicts are computed here
+  by the judges, from observations, with the reference implementation;
+* import ``autograder`` (the reference solutions and judges) in the kernel;
+* run code in the grader through the observations: they are read with ``torch.load(weights_only=True)``
+  after a size check;
+* hand back forged observations through a replaced ``run_probe``, a replaced ``torch.save``, a module
+  swapped in ``sys.modules``, or an IPython hook that rewrites the grader's cell: the probe entry point
+  (:mod:`course_utils.probes.runtime`) is armed before any student code runs, restores the originals
+  it relies on before each probe (the instructor is told, see ``SubmissionResult.flags``), discards
+  observations when the machinery is changed while the probe runs, and signs what it writes with a
+  key that only the grader and that entry point hold; anything unsigned scores 0;
+* stop the batch: time limits per cell and per probe (a loop that swallows ``KeyboardInterrupt``
+  gets its kernel killed), a memory limit, an output-size cap, ``os._exit``/``sys.exit``/crashes
+  restart the kernel without the offending cell; each submission has a fresh kernel process.
+
+What is **not** protected (run ``course-kit grade`` for a real class as an unprivileged user, or in
+a container, with nothing else readable or reachable):
+
+* The kernel runs as the grading user: it can read any file that user can read (including the
+  ``autograder`` sources on disk: importing is blocked, ``open()`` is not), write files, use the
+  network if there is one, and signal or kill that user's other processes (the grader's worker, in
+  the worst case: the batch then grades that submission again alone, and gives it 0 with a note if
+  it happens again).
+* A notebook written *against* the grader, that digs the signing key or the kept originals out of
+  the kernel's memory (``gc``, closures) or patches them from a background thread during a probe,
+  can forge the observations of its own units. Forged observations can only claim what the judges
+  cannot recompute with the reference (what a unit's own code returns, e.g. an output's range);
+  such code is plain to see in the submission, and the integrity notes flag the simpler attempts.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -24,6 +60,7 @@ from pathlib import Path
 
 import torch
 
+from course_utils.probes.runtime import verify as verify_observations
 from course_utils.runner import KernelSession as _KernelSession
 
 from .core import CheckResult, judge_safely
@@ -75,6 +112,7 @@ class SubmissionResult:
     notes: list = field(default_factory=list)  # notebook-level messages for the student
     status: str = "graded"  # graded | error
     seconds: float = 0.0
+    flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
 
     @property
     def score(self) -> float:
@@ -90,12 +128,13 @@ class SubmissionResult:
     def to_dict(self) -> dict:
         return {"pset": self.pset, "student": self.student, "notebook": self.notebook, "status": self.status,
                 "score": self.score, "max_score": self.max_score, "seconds": round(self.seconds, 2),
-                "notes": list(self.notes), "units": [u.to_dict() for u in self.units]}
+                "notes": list(self.notes), "flags": list(self.flags), "units": [u.to_dict() for u in self.units]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SubmissionResult":
         return cls(d["pset"], d["student"], d["notebook"], [UnitResult.from_dict(u) for u in d["units"]],
-                   list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0))
+                   list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0),
+                   list(d.get("flags", [])))
 
     def save(self, path) -> None:
         """Write atomically, so an interrupted batch never leaves a half-written result."""
@@ -114,13 +153,22 @@ def _zero_result(pset, student: str, notebook: str, message: str) -> SubmissionR
 
 # ---- grading ------------------------------------------------------------------------------------
 
-def _describe_failure(status: str, where: str, options: GradeOptions, error: str = "") -> str:
+MAX_OBSERVATION_BYTES = 256 * 2**20  # an observations file larger than this is not read
+_MEMORY_ERRORS = ("can't allocate memory", "MemoryError", "Cannot allocate memory", "out of memory")
+
+
+def _describe_failure(status: str, where: str, options: GradeOptions, error: str = "", timeout: float | None = None) -> str:
+    if status == "error" and any(m in error for m in _MEMORY_ERRORS):
+        return (f"{where} tried to use more memory than the grader allows ({options.memory_mb:,} MB): "
+                f"{error.splitlines()[0][:200]}")
+    limit = options.cell_timeout if timeout is None else timeout
     return {
-        "timeout": f"{where} was stopped after {options.cell_timeout:g} s (time limit). Look for an endless loop "
+        "timeout": f"{where} was stopped after {limit:g} s (time limit). Look for an endless loop "
                    f"or work that is too large for grading mode.",
         "memory": f"{where} was stopped because the notebook used more than {options.memory_mb:,} MB of memory "
                   f"(memory limit).",
-        "dead": f"{where} ended the Python process (for example os._exit() or a crash){': ' + error if error else ''}.",
+        "dead": f"{where} ended the Python process (for example os._exit(), exit() or a crash)"
+                f"{': ' + error if error else ''}.",
         "error": f"{where} raised {error}",
     }.get(status, f"{where}: {status} {error}")
 
@@ -143,57 +191,75 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     notes = [f"Note: {n}." for n in graded_cell_report(nb, [u.grade_id for u in pset.units])]
     cells = cells_to_run(nb)
     if not cells:
-        result = _zero_result(pset, student, notebook_path.name, "Not graded: the notebook has no code cells.")
+        result = _zero_result(pset, student, notebook_path.name,
+                              "Not graded: the notebook has no code cells (was the right file submitted?).")
         result.seconds = time.monotonic() - start
         return result
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
     session = _KernelSession(workdir, options, data_dir)
     fatal: set = set()  # notebook indices of cells that killed the kernel
     outputs: dict = {}
+    flags: list = []
 
-    def replay(upto: int | None = None) -> bool:
-        """Run the student's cells (all, or those before notebook index ``upto``) in a fresh kernel."""
-        session.stop()
-        session.start()
-        session.run(f"import torch; torch.set_num_threads({int(options.threads)})", 60)
-        deadline = time.monotonic() + options.total_timeout
-        for index, source in cells:
-            if upto is not None and index >= upto:
-                break
-            if index in fatal:
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 1:
-                notes.append(f"The notebook's cells took longer than {options.total_timeout:g} s in all; "
-                             f"cells from cell {index + 1} on were not run.")
+    def replay() -> bool:
+        """Run the student's cells in a fresh kernel, skipping those that killed an earlier one."""
+        while True:
+            session.stop()
+            session.start()
+            deadline = time.monotonic() + options.total_timeout
+            died = None
+            for index, source in cells:
+                if index in fatal:
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 1:
+                    note = (f"The notebook's cells took longer than {options.total_timeout:g} s in all; "
+                            f"cells from cell {index + 1} on were not run.")
+                    if note not in notes:
+                        notes.append(note)
+                    break
+                res = session.run(source, min(options.cell_timeout, remaining))
+                outputs[index] = res["outputs"]
+                if res["status"] in ("dead", "memory") or not session.alive:
+                    died = (index, res)
+                    break
+                if res["status"] == "timeout":
+                    notes.append(_describe_failure("timeout", f"Cell {index + 1}", options))
+                elif res["status"] == "error" and any(m in res["error"] for m in _MEMORY_ERRORS):
+                    notes.append(_describe_failure("error", f"Cell {index + 1}", options, res["error"]))
+            if died is None:
                 return True
-            res = session.run(source, min(options.cell_timeout, remaining))
-            outputs[index] = res["outputs"]
-            if res["status"] in ("dead", "memory"):
-                fatal.add(index)
+            index, res = died
+            fatal.add(index)
+            if res["status"] == "timeout":
+                notes.append(_describe_failure("timeout", f"Cell {index + 1}", options)
+                             + " It did not stop when interrupted, so it was skipped and the other cells were run again.")
+            else:
                 notes.append(_describe_failure(res["status"], f"Cell {index + 1}", options, res["error"])
                              + " It was skipped and the other cells were run again.")
-                if session.restarts >= options.max_restarts:
-                    notes.append("The kernel died too often; the remaining units were not graded.")
-                    return False
-                session.restarts += 1
-                return replay(upto)
-            if res["status"] == "timeout":
-                notes.append(_describe_failure("timeout", f"Cell {index + 1}", options))
-        return True
+            if session.restarts >= options.max_restarts:
+                notes.append("The kernel died too often; the remaining units were not graded.")
+                return False
+            session.restarts += 1
 
     units = []
     try:
         alive = replay()
         for unit in pset.units:
+            if alive and not session.alive:  # the previous probe killed the kernel
+                if session.restarts >= options.max_restarts:
+                    alive = False
+                else:
+                    session.restarts += 1
+                    alive = replay()
             if not alive:
                 units.append(UnitResult(unit.grade_id, unit.title, unit.points,
                                         unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
                 continue
             obs, inputs = _probe(session, unit, options, workdir)
-            if obs.get("status") in ("dead", "memory") and session.restarts < options.max_restarts:
-                session.restarts += 1
-                alive = replay()
+            integrity = obs.pop("_integrity", None) if isinstance(obs, dict) else None
+            if integrity:
+                flags.extend(f"{unit.title}: {item}" for item in integrity if isinstance(item, str))
             if isinstance(obs.get("error"), str) and "is not defined in the notebook" in obs["error"]:
                 obs["error"] += diagnose_missing(nb, unit.names[0])
             units.append(UnitResult(unit.grade_id, unit.title, unit.points, judge_safely(unit, obs, inputs)))
@@ -210,31 +276,50 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         if options.keep_executed:
             _save_executed(nb, outputs, options.keep_executed)
         shutil.rmtree(workdir, ignore_errors=True)
+    if flags:
+        replaced = sorted({f.split(": ", 1)[-1].replace(" (while the probe ran)", "") for f in flags})
+        notes.append("Integrity: the notebook modified the grading machinery (" + ", ".join(replaced[:8])
+                     + (", ..." if len(replaced) > 8 else "") + "). The grader restored the originals before "
+                     "checking your work, so this did not earn points; your instructor can see this note.")
     units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
-    result = SubmissionResult(pset.id, student, notebook_path.name, units, notes)
+    result = SubmissionResult(pset.id, student, notebook_path.name, units, notes, flags=sorted(set(flags)))
     result.seconds = time.monotonic() - start
     return result
 
 
 def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path):
+    """Run ``unit``'s probe in the kernel through the signed entry point; (observations, inputs)."""
     inputs = unit.make_inputs(options.seed)
-    tag = os.urandom(6).hex()  # unguessable file names, written only now
+    tag = os.urandom(8).hex()  # unguessable file names, written only now
+    nonce = os.urandom(16).hex()
     inputs_path, out_path = workdir / f"in_{tag}.pt", workdir / f"out_{tag}.pt"
+    out_path.unlink(missing_ok=True)
     torch.save(inputs, inputs_path)
-    code = (f"__import__('course_utils.probes.runtime', fromlist=['run_probe']).run_probe("
-            f"{unit.probe!r}, {list(unit.names)!r}, {str(inputs_path)!r}, {str(out_path)!r})")
-    res = session.run(code, min(unit.timeout, options.probe_timeout))
-    try:
-        inputs_path.unlink()
-    except OSError:
-        pass
+    key, entry = session.probe_key
+    code = f"{entry}({unit.probe!r}, {list(unit.names)!r}, {str(inputs_path)!r}, {str(out_path)!r}, {nonce!r})"
+    timeout = min(unit.timeout, options.probe_timeout)
+    res = session.run(code, timeout)
+    inputs_path.unlink(missing_ok=True)
+    where = f"{unit.title} (run by the grader)"
     if res["status"] != "ok" or not out_path.exists():
-        where = f"{unit.title} (run by the grader)"
+        out_path.unlink(missing_ok=True)
         status = res["status"] if res["status"] != "ok" else "error"
-        msg = _describe_failure(status, where, options, res["error"] or "no result")
+        if status == "error" and res["error"].startswith("NameError") and entry in res["error"]:
+            return {"error": f"{unit.title} could not be checked: the notebook interfered with the grader's "
+                             f"code (its results could not be verified).",
+                    "_integrity": ["the grader's probe call was blocked or rewritten"]}, inputs
+        msg = _describe_failure(status, where, options, res["error"] or "no result", timeout=timeout)
         return {"error": msg, "status": res["status"]}, inputs
     try:
-        obs = torch.load(out_path, weights_only=True)
+        if out_path.stat().st_size > MAX_OBSERVATION_BYTES:
+            return {"error": f"{unit.title}: the results were too large to be read "
+                             f"(more than {MAX_OBSERVATION_BYTES // 2**20} MB)."}, inputs
+        payload = verify_observations(out_path.read_bytes(), key, nonce, unit.probe)
+        if payload is None:
+            return {"error": f"{unit.title} could not be checked: its results were not produced by the grader's "
+                             f"own code (the notebook interfered with the grading machinery), so they were discarded.",
+                    "_integrity": ["unsigned or altered observations"]}, inputs
+        obs = torch.load(io.BytesIO(payload), weights_only=True)
     except Exception as exc:
         return {"error": f"{unit.title}: the grader could not read the observations ({type(exc).__name__})."}, inputs
     finally:
@@ -243,16 +328,13 @@ def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path):
 
 
 def _save_executed(nb, outputs: dict, path) -> None:
-    import copy
-
-    import nbformat
-
-    out = copy.deepcopy(nb)
-    for i, cell in enumerate(out.cells):
+    """Write the notebook with the outputs of the grading run (for the instructor)."""
+    out = json.loads(json.dumps(nb))
+    for i, cell in enumerate(out.get("cells", [])):
         if cell.get("cell_type") == "code":
-            cell["outputs"] = outputs.get(i, [])
+            cell["outputs"] = [dict(o) for o in outputs.get(i, [])]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
-        nbformat.write(out, str(path))
+        Path(path).write_text(json.dumps(out, indent=1))
     except Exception:
         pass

@@ -11,14 +11,37 @@ import json
 import re
 from pathlib import Path
 
-import nbformat
+
+class Node(dict):
+    """A dict with attribute access, like ``nbformat.NotebookNode`` (nbformat itself is slow to import
+    here, because of jsonschema's optional format checkers, and grading does not need it)."""
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key, value):
+        self[key] = value
+
+    def __deepcopy__(self, memo):
+        return _node(json.loads(json.dumps(self)))
+
+
+def _node(value):
+    if isinstance(value, dict):
+        return Node({k: _node(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_node(v) for v in value]
+    return value
 
 
 class SubmissionError(Exception):
     """The submission cannot be executed at all (the message says why, for the student)."""
 
 
-def load_notebook(path) -> nbformat.NotebookNode:
+def load_notebook(path) -> Node:
     """Read a notebook leniently; raise :class:`SubmissionError` with a clear message if impossible."""
     path = Path(path)
     if not path.is_file():
@@ -50,12 +73,28 @@ def load_notebook(path) -> nbformat.NotebookNode:
             cell.setdefault("outputs", [])
             cell.setdefault("execution_count", None)
     try:
-        nb = nbformat.from_dict(data)
-        if nb.nbformat < 4:
-            nb = nbformat.convert(nb, 4)
-    except Exception as exc:  # pragma: no cover - nbformat is lenient; defensive
-        raise SubmissionError(f"{path.name} could not be read as a notebook ({exc}).") from None
-    nb.cells = [c for c in nb.cells if isinstance(c, dict) and c.get("cell_type") in ("code", "markdown", "raw")]
+        major = int(data.get("nbformat") or 4)
+    except (TypeError, ValueError):
+        major = 4
+    if major < 4:  # a very old notebook (worksheets): let nbformat convert it
+        try:
+            import nbformat
+
+            data = json.loads(json.dumps(nbformat.convert(nbformat.from_dict(data), 4)))
+        except Exception as exc:
+            raise SubmissionError(f"{path.name} is an old notebook format that could not be read ({exc}). "
+                                  f"Open it in Jupyter or Colab, save it again and resubmit.") from None
+    nb = _node(data)
+    cells = []
+    for cell in nb.cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            continue
+        if not isinstance(cell.get("source"), str):
+            cell["source"] = str(cell.get("source") or "")
+        if not isinstance(cell.get("metadata"), dict):
+            cell["metadata"] = Node()
+        cells.append(cell)
+    nb.cells = cells
     return nb
 
 

@@ -6,17 +6,33 @@ instructor's package out of reach) in ``grading`` mode in a working directory of
 with a time limit per call, and kills the kernel (with its children) when its resident memory passes
 a limit. Each call returns a status (``ok``, ``error``, ``timeout``, ``dead``, ``memory``) instead of
 raising, so that a caller can go on after anything a notebook does.
+
+Starting a kernel costs a few seconds, most of it importing torch. By default a *zygote* does that
+once per process: a helper process that has imported the heavy libraries forks a fresh kernel per
+session (see ``course_utils.probes.kernel``). Every session still gets a new process of its own.
+Set ``COURSE_KIT_ZYGOTE=0`` (or ``KernelSession(..., zygote=False)``) for a cold start.
+
+A cell that does not stop when interrupted (it catches ``KeyboardInterrupt``) is stopped by killing
+the kernel; the call reports ``timeout`` and :attr:`KernelSession.alive` is False.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 
 KERNEL_NAME = "course-kit-grading"
+MAX_OUTPUT_CHARS = 200_000  # text kept from one call's outputs (a cell printing in a loop cannot fill memory)
+INTERRUPT_GRACE = 3.0  # seconds a timed-out cell gets to stop after an interrupt before the kernel is killed
 
 
 @dataclass
@@ -29,27 +45,131 @@ class RunLimits:
     threads: int = 1  # torch threads in the kernel (1 when several kernels run side by side)
 
 
-def _kernel_spec_dir(root: Path) -> Path:
-    spec = root / "kernels" / KERNEL_NAME
-    spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "course_utils.probes.kernel", "-f", "{connection_file}"],
-        "display_name": "Course kit (grading)", "language": "python"}))
-    return root / "kernels"
-
-
 def kernel_env(options, data_dir: str | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    threads = int(getattr(options, "threads", 1) or 1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_", "COURSE_KIT_"))}
     env.pop("PYTHONPATH", None)
     env.update({
         "NBGRADER_EXECUTION": "autograde", "COURSE_MODE": "grading", "COURSE_SKIP_INSTALL": "1",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "MPLBACKEND": "Agg",
         "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "OMP_NUM_THREADS": str(options.threads), "MKL_NUM_THREADS": str(options.threads),
+        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "COURSE_KIT_THREADS": str(threads),
+        "JUPYTER_PLATFORM_DIRS": "1",
     })
+    memory_mb = int(getattr(options, "memory_mb", 0) or 0)
+    if memory_mb:
+        # Address space for data well above the resident limit: torch reserves more than it touches. A single
+        # allocation beyond it fails at once with an error; the watchdog stops slower growth.
+        env["COURSE_KIT_DATA_LIMIT_MB"] = str(max(2 * memory_mb, memory_mb + 2048))
     if data_dir:
-        env["COURSE_DATA_DIR"] = data_dir
+        env["COURSE_DATA_DIR"] = str(data_dir)
     return env
+
+
+def _zygote_wanted(flag) -> bool:
+    if flag is not None:
+        return bool(flag)
+    return os.environ.get("COURSE_KIT_ZYGOTE", "1").strip().lower() not in ("0", "false", "no")
+
+
+def output_from_msg(msg: dict) -> dict:
+    """A notebook output (nbformat v4 layout) from an IOPub message (nbformat is slow to import)."""
+    mtype, content = msg["msg_type"], msg["content"]
+    if mtype == "stream":
+        return {"output_type": "stream", "name": content.get("name", "stdout"), "text": content.get("text", "")}
+    if mtype == "error":
+        return {"output_type": "error", "ename": content.get("ename", ""), "evalue": content.get("evalue", ""),
+                "traceback": list(content.get("traceback", []))}
+    out = {"output_type": mtype, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
+    if mtype == "execute_result":
+        out["execution_count"] = content.get("execution_count")
+    return out
+
+
+# ---- process helpers ------------------------------------------------------------------------
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _kill_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = proc.children(recursive=True) + [proc]
+    except psutil.Error:
+        procs = []
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the kernel leads its own session / process group
+    except OSError:
+        pass
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+class _Zygote:
+    """A preloaded helper process that forks fresh kernels (one per grader process and environment)."""
+
+    _instances: dict = {}
+    _lock = threading.Lock()
+
+    def __init__(self, env: dict):
+        self.home = tempfile.mkdtemp(prefix="ck_zygote_")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "course_utils.probes.kernel", "--zygote"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=open(os.path.join(self.home, "zygote.log"), "ab"), env=env, cwd=self.home,
+            start_new_session=True, text=True, bufsize=1)
+        line = self.proc.stdout.readline()
+        if not line.startswith("{"):
+            raise RuntimeError(f"the kernel zygote did not start (see {self.home}/zygote.log)")
+        self.pid = self.proc.pid
+        self.request_lock = threading.Lock()
+
+    @classmethod
+    def get(cls, env: dict) -> "_Zygote":
+        key = json.dumps(sorted(env.items()))
+        with cls._lock:
+            z = cls._instances.get(key)
+            if z is None or z.proc.poll() is not None:
+                z = cls._instances[key] = cls(env)
+            return z
+
+    def spawn(self, conn: str, cwd: str, env: dict, log: str) -> int:
+        with self.request_lock:
+            self.proc.stdin.write(json.dumps({"conn": conn, "cwd": cwd, "env": env, "log": log}) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the kernel zygote stopped")
+        return int(json.loads(line)["pid"])
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
+            self.proc.stdin.flush()
+            self.proc.wait(5)
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+    @classmethod
+    def close_all(cls) -> None:
+        for z in list(cls._instances.values()):
+            z.close()
+        cls._instances.clear()
+
+
+atexit.register(_Zygote.close_all)
 
 
 class _Watchdog(threading.Thread):
@@ -72,17 +192,18 @@ class _Watchdog(threading.Thread):
         while not self._stop_event.wait(0.05):
             try:
                 procs = [proc] + proc.children(recursive=True)
-                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
             except psutil.Error:
                 return
             self.peak = max(self.peak, rss)
             if rss > self.limit:
                 self.tripped = True
-                for p in procs:
-                    try:
-                        p.kill()
-                    except psutil.Error:
-                        pass
+                _kill_tree(self.pid)
                 return
 
     def stop(self) -> None:
@@ -92,79 +213,188 @@ class _Watchdog(threading.Thread):
 class KernelSession:
     """A kernel that runs the student's cells and can be restarted without the cell that killed it."""
 
-    def __init__(self, workdir: Path, options, data_dir: str | None = None):
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        self.workdir, self.options = workdir, options
-        self.ksm = KernelSpecManager(kernel_dirs=[str(_kernel_spec_dir(workdir / ".kernelspec"))])
+    def __init__(self, workdir: Path, options, data_dir: str | None = None, zygote: bool | None = None):
+        self.workdir, self.options = Path(workdir), options
         self.env = kernel_env(options, data_dir)
+        self.zygote = _zygote_wanted(zygote)
         self.client = None
+        self.pid = None
         self.watchdog = None
         self.restarts = 0
         self.peak_rss = 0
+        self.alive = False
+        self.probe_key = None  # (key bytes, entry name) of the current kernel's signed probe entry point
+        self._count = 0
 
+    # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
-        import nbformat
-        from jupyter_client.manager import AsyncKernelManager
-        from nbclient import NotebookClient
+        from jupyter_client import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
 
-        km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=self.ksm, transport="ipc",
-                                ip=str(self.workdir / "kernel"))
-        self.nb = nbformat.v4.new_notebook()
-        self.client = NotebookClient(
-            self.nb, km=km, timeout=int(self.options.cell_timeout), allow_errors=True, interrupt_on_timeout=True,
-            error_on_timeout={"ename": "TimeoutError", "evalue": "cell timed out", "traceback": []},
-            kernel_name=KERNEL_NAME, startup_timeout=120, shutdown_kernel="immediate",
-            resources={"metadata": {"path": str(self.workdir)}},
-        )
-        self.client.start_new_kernel(env=self.env, cwd=str(self.workdir))
-        self.client.start_new_kernel_client()
-        pid = self.client.km.provisioner.process.pid
-        self.watchdog = _Watchdog(pid, self.options.memory_mb)
+        self._count += 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(prefix="ck_kernel_"))  # outside the student's working directory
+        self._private = private
+        conn = str(private / "connection.json")
+        write_connection_file(conn, transport="ipc", ip=str(private / "k"))
+        key, entry = os.urandom(32), "_ck_" + os.urandom(8).hex()
+        key_file = private / f"key_{os.urandom(6).hex()}.json"
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key.hex(), "entry": entry}, fh)
+        self.probe_key = (key, entry)
+        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
+        log = str(private / "kernel.log")
+        if self.zygote:
+            try:
+                self.pid = _Zygote.get(self.env).spawn(conn, str(self.workdir), env, log)
+            except Exception:
+                self.zygote = False
+        if not self.zygote:
+            logf = open(log, "ab")
+            proc = subprocess.Popen([sys.executable, "-m", "course_utils.probes.kernel", "-f", conn],
+                                    env=env, cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=logf,
+                                    stderr=logf, start_new_session=True)
+            logf.close()
+            self._proc = proc
+            self.pid = proc.pid
+        self.watchdog = _Watchdog(self.pid, int(self.options.memory_mb))
         self.watchdog.start()
+        kc = BlockingKernelClient(connection_file=conn)
+        kc.load_connection_file()
+        kc.start_channels()
+        self.client = kc
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                kc.wait_for_ready(timeout=2)
+                break
+            except RuntimeError:
+                if not _alive(self.pid) or time.monotonic() > deadline:
+                    self.alive = False
+                    raise RuntimeError(f"the grading kernel did not start: {self.kernel_log()[-2000:]}") from None
+        self.alive = True
+
+    def kernel_log(self) -> str:
+        try:
+            return (self._private / "kernel.log").read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
 
     def stop(self) -> None:
         if self.watchdog is not None:
             self.watchdog.stop()
             self.peak_rss = max(self.peak_rss, self.watchdog.peak)
+            self.watchdog = None
         if self.client is not None:
-            from nbclient.util import run_sync
+            try:
+                self.client.stop_channels()
+            except Exception:
+                pass
+            self.client = None
+        if self.pid is not None:
+            _kill_tree(self.pid)
+            proc = getattr(self, "_proc", None)
+            if proc is not None:
+                try:
+                    proc.wait(5)
+                except Exception:
+                    pass
+                self._proc = None
+            self.pid = None
+        private = getattr(self, "_private", None)
+        if private is not None:
+            import shutil
 
+            shutil.rmtree(private, ignore_errors=True)
+            self._private = None
+        self.alive = False
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- running code -----------------------------------------------------------------------------
+    def _dead_status(self) -> str:
+        return "memory" if self.watchdog and self.watchdog.tripped else "dead"
+
+    def interrupt(self) -> None:
+        if self.pid is not None:
             try:
-                if self.client.kc is not None:
-                    self.client.kc.stop_channels()
-                run_sync(self.client.km.shutdown_kernel)(now=True)
-            except Exception:
+                os.kill(self.pid, signal.SIGINT)
+            except OSError:
                 pass
-            try:
-                run_sync(self.client.km.cleanup_resources)()
-            except Exception:
-                pass
-        self.client = None
 
     def run(self, source: str, timeout: float) -> dict:
         """Execute code; returns {'status': ok|error|timeout|dead|memory, 'error': str, 'outputs': [...]}."""
-        import nbformat
-        from nbclient.exceptions import DeadKernelError
-
-        cell = nbformat.v4.new_code_cell(source)
-        cell.metadata["execution"] = {}
-        self.nb.cells = [cell]
-        self.client.timeout = max(1, int(timeout))
-        try:
-            self.client.execute_cell(cell, 0)
-        except DeadKernelError:
-            status = "memory" if self.watchdog and self.watchdog.tripped else "dead"
-            return {"status": status, "error": "", "outputs": cell.get("outputs", [])}
-        except Exception as exc:  # nbclient gave up on the kernel in another way
-            if self.watchdog and self.watchdog.tripped:
-                return {"status": "memory", "error": "", "outputs": []}
-            return {"status": "dead", "error": f"{type(exc).__name__}: {exc}", "outputs": cell.get("outputs", [])}
+        kc = self.client
+        if kc is None or not self.alive:
+            return {"status": "dead", "error": "the kernel is not running", "outputs": []}
+        while True:  # drop replies of earlier calls
+            try:
+                kc.get_shell_msg(timeout=0)
+            except Empty:
+                break
+        msg_id = kc.execute(source, store_history=False, allow_stdin=False, stop_on_error=False)
+        deadline = time.monotonic() + max(1.0, float(timeout))
+        outputs, chars, error, timed_out = [], 0, None, False
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                if timed_out:  # the interrupt did not stop it: kill the kernel
+                    self._kill()
+                    return {"status": "timeout", "error": "the cell did not stop when interrupted; the kernel was stopped",
+                            "outputs": outputs}
+                timed_out = True
+                self.interrupt()
+                deadline = now + INTERRUPT_GRACE
+                continue
+            try:
+                msg = kc.get_iopub_msg(timeout=min(0.5, deadline - now))
+            except Empty:
+                if not _alive(self.pid):
+                    self._kill()
+                    return {"status": self._dead_status(), "error": "", "outputs": outputs}
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            mtype, content = msg["msg_type"], msg["content"]
+            if mtype == "status":
+                if content.get("execution_state") == "idle":
+                    break
+                continue
+            if mtype in ("stream", "display_data", "execute_result", "error"):
+                if mtype == "error":
+                    error = content
+                if chars < MAX_OUTPUT_CHARS:
+                    try:
+                        out = output_from_msg(msg)
+                    except Exception:
+                        continue
+                    size = len(json.dumps(out.get("text", "") if mtype == "stream" else out.get("data", {}) or {}))
+                    chars += size
+                    if chars >= MAX_OUTPUT_CHARS:
+                        out = {"output_type": "stream", "name": "stderr",
+                               "text": "[output truncated by the grader: too much output]\n"}
+                    outputs.append(out)
+                elif mtype == "error":
+                    outputs.append(output_from_msg(msg))
         if self.watchdog and self.watchdog.tripped:
-            return {"status": "memory", "error": "", "outputs": cell.get("outputs", [])}
-        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-        if errors:
-            ename = errors[-1].get("ename", "Error")
-            status = "timeout" if ename == "TimeoutError" and errors[-1].get("evalue") == "cell timed out" else "error"
-            return {"status": status, "error": f"{ename}: {errors[-1].get('evalue', '')}".strip(), "outputs": cell.outputs}
-        return {"status": "ok", "error": "", "outputs": cell.outputs}
+            self._kill()
+            return {"status": "memory", "error": "", "outputs": outputs}
+        if timed_out:
+            return {"status": "timeout", "error": "TimeoutError: cell timed out", "outputs": outputs}
+        if error is not None:
+            ename, evalue = error.get("ename", "Error"), error.get("evalue", "")
+            if ename == "KeyboardInterrupt" and timed_out:
+                return {"status": "timeout", "error": "TimeoutError: cell timed out", "outputs": outputs}
+            return {"status": "error", "error": f"{ename}: {evalue}".strip(), "outputs": outputs}
+        return {"status": "ok", "error": "", "outputs": outputs}
+
+    def _kill(self) -> None:
+        if self.pid is not None:
+            _kill_tree(self.pid)
+        self.alive = False

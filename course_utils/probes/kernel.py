@@ -1,19 +1,45 @@
 """The IPython kernel that runs a submission while it is graded.
 
-It is an ordinary IPython kernel started with the instructor's ``autograder`` package out of
-reach: the package is removed from the import machinery before any student code runs, so a
-notebook cannot import the reference solutions or the judges. (The verdicts never depend on this:
-judges run in the grader's own process; see docs/ARCHITECTURE.md.)
+It is an ordinary IPython kernel, prepared before any student code runs:
 
-Started by the grader as ``python -m course_utils.probes.kernel -f <connection file>``.
+* the instructor's ``autograder`` package is removed from the import machinery, so a notebook
+  cannot import the reference solutions or the judges (the verdicts never depend on this: judges
+  run in the grader's own process; see docs/ARCHITECTURE.md);
+* resource limits: ``RLIMIT_DATA`` (so that a huge allocation fails at once with an error instead
+  of swapping the machine; the grader's watchdog handles the rest), no core files;
+* the process dies with its parent (``PR_SET_PDEATHSIG``), so no kernel outlives its grader;
+* torch uses the number of threads the grader chose;
+* the probe entry point is armed (:func:`course_utils.probes.runtime.arm`) with a key that only
+  the grader knows, read from a file that is deleted at once.
+
+Two ways to start it:
+
+``python -m course_utils.probes.kernel -f <connection file>``
+    a cold start (imports everything, then serves one kernel).
+``python -m course_utils.probes.kernel --zygote``
+    a *zygote*: imports the heavy libraries once (torch, matplotlib, IPython, course_utils), then
+    reads JSON requests on stdin and forks one fresh kernel per request. Each kernel is a new
+    process: nothing one submission does can be seen by the next. The zygote itself never runs
+    student code.
 """
 from __future__ import annotations
 
 import importlib.abc
+import json
 import os
+import signal
 import sys
 
 HIDDEN_PACKAGES = ("autograder",)
+ENV_KEY_FILE = "COURSE_KIT_PROBE_KEY_FILE"
+ENV_DATA_LIMIT = "COURSE_KIT_DATA_LIMIT_MB"
+ENV_THREADS = "COURSE_KIT_THREADS"
+# Heavy libraries a problem-set notebook imports; the zygote imports them once for all kernels.
+PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
+           "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.data",
+           "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.probes.runtime",
+           "torchvision", "tqdm", "tqdm.auto", "PIL.Image")
+KERNEL_ARGS = ("--HistoryManager.enabled=False", "--InteractiveShell.xmode=Plain", "--IPKernelApp.capture_fd_output=False", "--Application.log_level=40")
 
 
 class _Blocked(importlib.abc.MetaPathFinder):
@@ -36,14 +62,151 @@ def hide_instructor_packages() -> None:
     # Remove path entries from which the packages could be found (a source checkout on sys.path).
     sys.path[:] = [p for p in sys.path
                    if not any(os.path.isfile(os.path.join(p or os.getcwd(), pkg, "__init__.py")) for pkg in HIDDEN_PACKAGES)]
-    sys.meta_path.insert(0, _Blocked())
+    if not any(isinstance(f, _Blocked) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Blocked())
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the grader still kills kernels it started
+        pass
+
+
+def _set_limits() -> None:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError):
+        pass
+    mb = os.environ.get(ENV_DATA_LIMIT, "")
+    if mb.isdigit() and int(mb) > 0:
+        limit = int(mb) * 2**20
+        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard if hard != resource.RLIM_INFINITY else limit))
+        except (ValueError, OSError):
+            pass
+
+
+def _arm_probes() -> None:
+    key_file = os.environ.pop(ENV_KEY_FILE, "")
+    if not key_file:
+        return
+    try:
+        with open(key_file) as fh:
+            key = json.load(fh)
+    finally:
+        try:
+            os.unlink(key_file)
+        except OSError:
+            pass
+    from course_utils.probes import runtime
+
+    runtime.arm(bytes.fromhex(key["key"]), key["entry"])
+
+
+def prepare_kernel_process() -> None:
+    """Everything that must happen in a kernel's process before the first student cell."""
+    _die_with_parent()
+    _set_limits()
+    hide_instructor_packages()
+    threads = os.environ.get(ENV_THREADS, "")
+    if threads.isdigit() and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
+    _arm_probes()
+
+
+def _launch(connection_file: str) -> None:
+    from ipykernel import kernelapp
+
+    sys.argv = [sys.argv[0] or "course_utils.probes.kernel", "-f", connection_file, *KERNEL_ARGS]
+    kernelapp.launch_new_instance()
 
 
 def main() -> None:
     hide_instructor_packages()
-    from ipykernel import kernelapp
+    args = sys.argv[1:]
+    if args[:1] == ["--zygote"]:
+        zygote()
+        return
+    conn = args[args.index("-f") + 1] if "-f" in args else None
+    if conn is None:
+        raise SystemExit("usage: python -m course_utils.probes.kernel -f CONNECTION_FILE | --zygote")
+    if os.environ.get(ENV_KEY_FILE):
+        import torch  # noqa: F401  (the probes need it; arming snapshots it)
+    prepare_kernel_process()
+    _launch(conn)
 
-    kernelapp.launch_new_instance()
+
+# ---- zygote ---------------------------------------------------------------------------------
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional library missing only costs time later
+            pass
+
+
+def _child(request: dict) -> None:
+    """In the forked child: become a fresh kernel process."""
+    try:
+        os.setsid()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        fd_in = os.open(os.devnull, os.O_RDONLY)
+        fd_log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(fd_in, 0)
+        os.dup2(fd_log, 1)
+        os.dup2(fd_log, 2)
+        os.close(fd_in)
+        os.close(fd_log)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        prepare_kernel_process()
+        _launch(request["conn"])
+    except BaseException:  # noqa: BLE001 - a child must never return into the zygote's loop
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(0)
+
+
+def zygote() -> None:
+    """Preload, then fork one kernel per JSON request read on stdin; reply with its pid on stdout."""
+    _die_with_parent()
+    _preload()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
+    out = sys.stdout
+    out.write(json.dumps({"ready": os.getpid()}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            request = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if request.get("quit"):
+            break
+        pid = os.fork()
+        if pid == 0:
+            _child(request)
+        out.write(json.dumps({"pid": pid}) + "\n")
+        out.flush()
 
 
 if __name__ == "__main__":
