@@ -115,13 +115,17 @@ def judge_safely(unit: Unit, observations: Any, inputs: dict) -> list:
 
 def run_unit(unit: Unit, objects: dict, seed: int = 0) -> list:
     """Probe and judge in this process (source-notebook validation, instructor checks)."""
+    from course_utils.checks import single_thread
+
     inputs = unit.make_inputs(seed)
     try:
-        observations = load_probe(unit.probe)(objects, inputs)
+        with single_thread():
+            observations = load_probe(unit.probe)(objects, inputs)
     except Exception as exc:
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         observations = {"error": f"{unit.title} raised an error when the grader ran it: {tb}"}
-    return judge_safely(unit, observations, inputs)
+    with single_thread():
+        return judge_safely(unit, observations, inputs)
 
 
 def assert_unit(unit: Unit, objects: dict, seed: int = 0) -> list:

@@ -362,15 +362,24 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
     """
     from .colab import in_colab
 
+    if os.environ.get("NBGRADER_EXECUTION"):
+        print("submit(): skipped while the notebook is being graded.")
+        return None
     colab = in_colab()
+    if notebook_path is not None and not str(notebook_path).endswith(".ipynb") and not Path(notebook_path).is_file():
+        # An assignment id such as "autoencoder_probing": the notebook of that name, if it is here.
+        guess = Path(f"{notebook_path}.ipynb")
+        notebook_path = guess if guess.is_file() else None
     if notebook_path is None:
         if colab:
             notebook_path = _colab_notebook(Path(out_dir or "/content"))
         else:
             notebook_path = _local_notebook()
             if notebook_path is None:
-                raise SubmissionError("cannot tell which notebook this is; pass its path, e.g. "
-                                      "submit('autoencoder_probing.ipynb', student='your_id').")
+                print("submit(): cannot tell which file this notebook is. Save it, then run for example\n"
+                      "    submit('autoencoder_probing.ipynb', student='your_id')\n"
+                      "with the path of your notebook file.")
+                return None
     zip_path = prepare_submission(notebook_path, out_dir=out_dir, student=student, pdf=pdf)
     if colab:
         try:
