@@ -69,7 +69,8 @@ class RigTextEncoder(nn.Module):
 
 class RigRetrievalModel(nn.Module):
     """Just enough of the CLIP contract for ``retrieve_images``: ``text_encoder`` and
-    ``encode_text_features`` (a fixed linear map of the text features, L2-normalised)."""
+    ``encode_text_features`` (a fixed linear map of the text features; *not* normalised, which
+    changes no ranking but means that ``retrieve_images`` must normalise what it compares)."""
 
     def __init__(self, vocab: Sequence[str], text_dim: int, embed_dim: int):
         super().__init__()
@@ -77,7 +78,7 @@ class RigRetrievalModel(nn.Module):
         self.text_projection = nn.Linear(text_dim, embed_dim)
 
     def encode_text_features(self, text_features: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.text_projection(text_features), dim=-1)  # (B, E)
+        return self.text_projection(text_features)  # (B, E)
 
 
 def load_params(module: nn.Module, params) -> nn.Module:
