@@ -155,3 +155,9 @@ def test_clip_backbones_follow_the_run_mode():
         names = clip_backbones(mode)
         assert names["image"] in list_models("image") and names["text"] in list_models("text")
         assert not names["pretrained"]
+
+
+def test_tiny_text_features_differ_between_captions(tiny_text):
+    feats = tiny_text(["a red circle on the left", "a blue star at the bottom", "two green squares", "a dog"])
+    spread = (feats - feats.mean(0)).norm(dim=1).mean() / feats.mean(0).norm()
+    assert spread > 0.02, f"random [CLS] features should vary between captions; relative spread {spread:.4f}"
