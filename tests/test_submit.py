@@ -151,10 +151,15 @@ def test_assignment_names():
     assert assignment_name("x.ipynb", {"metadata": {"course_kit": {"assignment": "ps2 clip"}}}) == "ps2_clip"
 
 
-def test_submit_locally_uses_the_given_path_or_asks_for_one(notebook_file, tmp_path, monkeypatch, capsys):
+def test_submit_locally_uses_the_given_path_or_says_how_to_proceed(notebook_file, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    with pytest.raises(SubmissionError, match="pass its path"):
-        submit(pdf=False)
+    monkeypatch.chdir(tmp_path)
+    assert submit(pdf=False) is None  # says how to proceed instead of breaking "Run all"
+    assert "submit('autoencoder_probing.ipynb'" in capsys.readouterr().out
+    assert submit("autoencoder_probing", pdf=False) is None  # an assignment id with no such file here
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert submit(pdf=False) is None and "skipped while the notebook is being graded" in capsys.readouterr().out
+    monkeypatch.delenv("NBGRADER_EXECUTION")
     monkeypatch.setenv("JPY_SESSION_NAME", str(notebook_file))
     zip_path = submit(student="jdoe", pdf=False, out_dir=tmp_path / "up")
     assert zip_path.name == "autoencoder_probing_jdoe.zip" and f"Upload {zip_path}" in capsys.readouterr().out
