@@ -113,6 +113,7 @@ class SubmissionResult:
     status: str = "graded"  # graded | error
     seconds: float = 0.0
     flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
+    fingerprint: str = ""  # sha256 of the graded file(s), so a batch re-run knows when a submission changed
 
     @property
     def score(self) -> float:
@@ -128,13 +129,14 @@ class SubmissionResult:
     def to_dict(self) -> dict:
         return {"pset": self.pset, "student": self.student, "notebook": self.notebook, "status": self.status,
                 "score": self.score, "max_score": self.max_score, "seconds": round(self.seconds, 2),
-                "notes": list(self.notes), "flags": list(self.flags), "units": [u.to_dict() for u in self.units]}
+                "notes": list(self.notes), "flags": list(self.flags), "fingerprint": self.fingerprint,
+                "units": [u.to_dict() for u in self.units]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SubmissionResult":
         return cls(d["pset"], d["student"], d["notebook"], [UnitResult.from_dict(u) for u in d["units"]],
                    list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0),
-                   list(d.get("flags", [])))
+                   list(d.get("flags", [])), d.get("fingerprint", ""))
 
     def save(self, path) -> None:
         """Write atomically, so an interrupted batch never leaves a half-written result."""
@@ -154,6 +156,10 @@ def _zero_result(pset, student: str, notebook: str, message: str) -> SubmissionR
 # ---- grading ------------------------------------------------------------------------------------
 
 MAX_OBSERVATION_BYTES = 256 * 2**20  # an observations file larger than this is not read
+# Heavy libraries worth preloading in the kernel zygote when a problem set's notebooks import them;
+# learned from the first submission graded in this process (see course_utils.runner).
+HEAVY_MODULES = ("torchvision", "transformers", "timm", "scipy", "sklearn", "pandas", "seaborn")
+_LEARNED_PRELOAD: dict = {}
 _MEMORY_ERRORS = ("can't allocate memory", "MemoryError", "Cannot allocate memory", "out of memory")
 
 
@@ -196,7 +202,7 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         result.seconds = time.monotonic() - start
         return result
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
-    session = _KernelSession(workdir, options, data_dir)
+    session = _KernelSession(workdir, options, data_dir, preload=_LEARNED_PRELOAD.get(pset.id, ()))
     fatal: set = set()  # notebook indices of cells that killed the kernel
     outputs: dict = {}
     flags: list = []
@@ -245,6 +251,8 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     units = []
     try:
         alive = replay()
+        if alive and session.alive and pset.id not in _LEARNED_PRELOAD:
+            _learn_preload(session, pset.id)
         for unit in pset.units:
             if alive and not session.alive:  # the previous probe killed the kernel
                 if session.restarts >= options.max_restarts:
@@ -285,6 +293,12 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     result = SubmissionResult(pset.id, student, notebook_path.name, units, notes, flags=sorted(set(flags)))
     result.seconds = time.monotonic() - start
     return result
+
+
+def _learn_preload(session: _KernelSession, pset_id: str) -> None:
+    res = session.run("print(','.join(__import__('sys').modules.keys() & set(%r)))" % (list(HEAVY_MODULES),), 10)
+    text = "".join(o.get("text", "") for o in res["outputs"] if o.get("output_type") == "stream").strip()
+    _LEARNED_PRELOAD[pset_id] = tuple(sorted(m for m in text.split(",") if m in HEAVY_MODULES))
 
 
 def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path):

@@ -140,6 +140,9 @@ class _Zygote:
         with cls._lock:
             z = cls._instances.get(key)
             if z is None or z.proc.poll() is not None:
+                for other in list(cls._instances.values()):  # one preloaded process at a time (memory)
+                    other.close()
+                cls._instances.clear()
                 z = cls._instances[key] = cls(env)
             return z
 
@@ -213,9 +216,12 @@ class _Watchdog(threading.Thread):
 class KernelSession:
     """A kernel that runs the student's cells and can be restarted without the cell that killed it."""
 
-    def __init__(self, workdir: Path, options, data_dir: str | None = None, zygote: bool | None = None):
+    def __init__(self, workdir: Path, options, data_dir: str | None = None, zygote: bool | None = None,
+                 preload=()):
         self.workdir, self.options = Path(workdir), options
         self.env = kernel_env(options, data_dir)
+        if preload:  # heavy modules the notebook is known to import: the zygote imports them once
+            self.env["COURSE_KIT_PRELOAD"] = ",".join(sorted(set(preload)))
         self.zygote = _zygote_wanted(zygote)
         self.client = None
         self.pid = None

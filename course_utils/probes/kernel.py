@@ -38,7 +38,8 @@ ENV_THREADS = "COURSE_KIT_THREADS"
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
            "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.data",
            "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.probes.runtime",
-           "torchvision", "tqdm", "tqdm.auto", "PIL.Image")
+           "tqdm", "tqdm.auto", "PIL.Image")
+ENV_PRELOAD = "COURSE_KIT_PRELOAD"  # more modules for the zygote to import, comma-separated (e.g. transformers)
 KERNEL_ARGS = ("--HistoryManager.enabled=False", "--InteractiveShell.xmode=Plain", "--IPKernelApp.capture_fd_output=False", "--Application.log_level=40")
 
 
@@ -151,11 +152,51 @@ def main() -> None:
 def _preload() -> None:
     import importlib
 
-    for name in PRELOAD:
+    extra = [m.strip() for m in os.environ.get(ENV_PRELOAD, "").split(",") if m.strip()]
+    for name in (*PRELOAD, *extra):
         try:
             importlib.import_module(name)
         except Exception:  # an optional library missing only costs time later
             pass
+
+
+def _warm_up() -> None:
+    """Do once, in the zygote, the slow first-time work every kernel would repeat: matplotlib's font
+    loading and first layout, torch's lazily imported optimiser / autograd machinery. No threads
+    are started (torch runs on one thread here; each kernel sets its own number)."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 4, 2, 1), torch.nn.ReLU(), torch.nn.ConvTranspose2d(4, 3, 4, 2, 1),
+                                  torch.nn.Sigmoid())
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        x = torch.rand(2, 3, 8, 8)
+        loss = torch.nn.functional.mse_loss(net(x), x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch.nn.functional.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]))
+    except Exception:
+        pass
+    try:
+        import io
+
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(4, 2))
+        axes[0].plot([0, 1], [1, 0], label="loss")
+        axes[0].set_title("warm-up")
+        axes[0].set_xlabel("epoch")
+        axes[0].legend()
+        axes[1].imshow([[0.0, 1.0], [1.0, 0.0]])
+        axes[1].bar(["a", "b"], [1, 2])
+        fig.suptitle("warm-up")
+        fig.tight_layout()
+        fig.savefig(io.BytesIO(), format="png", dpi=50)
+        plt.close("all")
+    except Exception:
+        pass
 
 
 def _child(request: dict) -> None:
@@ -188,9 +229,12 @@ def zygote() -> None:
     """Preload, then fork one kernel per JSON request read on stdin; reply with its pid on stdout."""
     _die_with_parent()
     _preload()
+    _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
     out = sys.stdout
-    out.write(json.dumps({"ready": os.getpid()}) + "\n")
+    import threading
+
+    out.write(json.dumps({"ready": os.getpid(), "threads": threading.active_count()}) + "\n")
     out.flush()
     for line in sys.stdin:
         line = line.strip()

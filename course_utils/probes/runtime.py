@@ -145,6 +145,7 @@ def arm(key: bytes, entry_name: str) -> None:
     namespace, format_exc = _namespace, traceback.format_exception_only
     vars_, setattr_, delattr_, isinstance_, type_ = vars, setattr, delattr, isinstance, type
     observe = _observe
+    name_in = lambda cls, n: n in vars_(cls)  # noqa: E731
     lazy = {"__slotnames__", "_abc_impl", "_abc_cache", "_abc_registry", "_abc_negative_cache",
             "_abc_negative_cache_version"}  # set by pickling / abc on first use, not by a notebook
 
@@ -166,7 +167,10 @@ def arm(key: bytes, entry_name: str) -> None:
             known = class_keys.get(id(owner))
             if known is None:
                 continue
-            for name in [n for n in list(vars_(owner)) if n not in known and n not in lazy]:
+            # A new attribute matters only when it shadows an inherited one (nn.Sigmoid.__call__ = ...);
+            # plain additions are what libraries do on import (transformers adds nn.Module.smart_apply).
+            for name in [n for n in list(vars_(owner)) if n not in known and n not in lazy
+                         and any(name_in(base, n) for base in owner.__mro__[1:])]:
                 changed.append(f"{label}.{name}")
                 try:
                     delattr_(owner, name)

@@ -1,0 +1,611 @@
+"""Grade a whole class: ``course-kit grade <pset> <submissions> [--out DIR] [--workers N] ...``.
+
+Submissions come in any of these layouts (a folder, or a ``.zip`` of one):
+
+* nbgrader's ``submitted/<student>/<pset>/<notebook>.ipynb`` (the course root, its ``submitted/``
+  folder, or a zip of either);
+* one folder per student, ``<student>/...ipynb`` (any depth; a zip inside, as made by
+  ``course_utils.submit``, is opened too);
+* a flat LMS download, one file per student. **Naming rule**: the student is taken from the file
+  name, in this order:
+
+  1. ``--name-regex`` when given: a Python regex with a ``(?P<student>...)`` group, matched against the
+     file name (as nbgrader's ``ZipCollectApp`` ``FileNameCollectorPlugin.named_regexp``);
+  2. Canvas-style ``<login>_[late_]<id>_<id>_<original name>`` -> ``<login>``;
+  3. ``<student>_<pset>...ipynb`` (or ``-<pset>``), e.g. ``jdoe_autoencoder_probing.ipynb`` -> ``jdoe``;
+  4. otherwise the part before the first ``_`` (``jdoe_Untitled.ipynb`` -> ``jdoe``), or the whole
+     name without extension (``jdoe.ipynb`` -> ``jdoe``).
+
+  Moodle-style folders (``Jane Doe_123_assignsubmission_file_``) are named by the part before ``_<digits>_``.
+
+Which notebook is graded, per student (decided here, then written in the student's notes):
+
+* one notebook, whatever its name (``Untitled.ipynb``, ``autoencoder_probing (1).ipynb``): it is
+  graded, with a note about the name;
+* several notebooks: the one with the assignment's exact name if there is exactly one; otherwise each
+  is graded (up to 4) and the best score counts;
+* no ``.ipynb`` file: a file that nevertheless holds a notebook (``.ipynb.txt``, ``.json``) is graded
+  with a note; otherwise the student gets 0 with a note naming what was found.
+
+Each submission is graded in a worker process (``--workers``, default the number of CPU cores) with
+its own fresh kernel (one torch thread), bounded by ``--timeout`` per cell, ``--probe-timeout`` per
+unit, ``--total-timeout`` for all cells, and ``--memory-mb``. A result is written to
+``<out>/results/<student>.json`` the moment it is known, so an interrupted run loses nothing: running
+the command again grades only what is missing or changed (``--regrade`` grades everything again).
+Then ``<out>/grades.csv`` (one row per student: per-unit points, total, max) and
+``<out>/feedback/<student>.html`` are written and a table is printed.
+
+A worker process that dies while grading (a notebook can signal its grader: see the trust model in
+:mod:`autograder.grader`) does not stop the batch: the submissions it was grading are graded again,
+one at a time; one that kills its worker again gets 0 with a note.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import zipfile
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAX_CANDIDATES = 4  # notebooks graded for one student when it is unclear which one counts
+MAX_SNIFF_BYTES = 50 * 2**20
+MAX_UNZIP_BYTES = 4 * 2**30
+MAX_UNZIP_FILES = 20_000
+IGNORED_PARTS = (".ipynb_checkpoints", "__MACOSX", "__pycache__")
+
+
+# ---- discovering submissions ------------------------------------------------------------------
+
+@dataclass
+class Submission:
+    """One student's submission: the notebook(s) to grade and what was noticed on the way."""
+
+    student: str
+    files: list = field(default_factory=list)  # candidate notebooks (Path); the best score counts
+    names: list = field(default_factory=list)  # the names the student gave them (for notes)
+    notes: list = field(default_factory=list)
+    problem: str = ""  # when nothing can be graded: the reason (the student gets 0)
+    fingerprint: str = ""
+
+    @property
+    def key(self) -> str:
+        return safe_name(self.student)
+
+
+def safe_name(student: str) -> str:
+    """A file-system-safe version of a student id (results/<name>.json, feedback/<name>.html)."""
+    name = re.sub(r"[^\w.@+-]+", "_", student.strip()).strip("._") or "unnamed"
+    return name[:120]
+
+
+def _ignored(path: Path) -> bool:
+    return any(part in IGNORED_PARTS or part.startswith("._") for part in path.parts) or path.name.startswith(".")
+
+
+def safe_extract(zip_path: Path, dest: Path) -> Path:
+    """Extract a zip without letting its member names escape ``dest`` (zip-slip) or fill the disk."""
+    dest.mkdir(parents=True, exist_ok=True)
+    total = 0
+    with zipfile.ZipFile(zip_path) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_UNZIP_FILES:
+            raise ValueError(f"{zip_path.name} holds too many files ({len(members)})")
+        for info in members:
+            name = info.filename.replace("\\", "/")
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            if not parts or ".." in parts or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+                continue
+            total += info.file_size
+            if total > MAX_UNZIP_BYTES:
+                raise ValueError(f"{zip_path.name} is too large once extracted")
+            target = dest.joinpath(*parts)
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out)
+    return dest
+
+
+def _open_nested_zips(folder: Path) -> None:
+    """Extract zips found inside a student's folder (e.g. the package made by ``submit()``)."""
+    for z in sorted(folder.rglob("*.zip")):
+        if _ignored(z.relative_to(folder)):
+            continue
+        try:
+            safe_extract(z, z.with_name(z.stem + "_unzipped"))
+        except (zipfile.BadZipFile, ValueError, OSError):
+            pass
+
+
+def _notebooks_in(folder: Path) -> list:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() == ".ipynb"
+                  and not _ignored(p.relative_to(folder)))
+
+
+def _looks_like_notebook(path: Path) -> bool:
+    try:
+        if path.stat().st_size > MAX_SNIFF_BYTES:
+            return False
+        data = json.loads(path.read_bytes().decode("utf-8", errors="strict"))
+    except Exception:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("cells"), list)
+
+
+_CANVAS = re.compile(r"^(?P<student>[^_]+)_(?:late_)?\d+_\d+_(?P<rest>.+)$")
+_MOODLE_DIR = re.compile(r"^(?P<student>.+?)_\d+_assign\w*")
+
+
+def student_from_filename(name: str, pset_id: str, name_regex: str | None = None) -> tuple:
+    """(student, the file's original name) from an LMS download's file name (see the module docstring)."""
+    if name_regex:
+        m = re.search(name_regex, name)
+        if m and m.groupdict().get("student"):
+            rest = m.groupdict().get("file") or name[m.end("student"):].lstrip("_-") or name
+            return m.group("student"), rest
+    m = _CANVAS.match(name)
+    if m:
+        return m.group("student"), m.group("rest")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    low = stem.lower()
+    for sep in ("_", "-"):
+        i = low.find(sep + pset_id.lower())
+        if i > 0:
+            return stem[:i], name[i + 1:]
+    if "_" in stem:
+        student, rest = name.split("_", 1)
+        return student, rest
+    return stem, name
+
+
+def _fingerprint(files: list) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        try:
+            h.update(Path(f).name.encode() + b"\0" + Path(f).read_bytes() + b"\0")
+        except OSError:
+            pass
+    return h.hexdigest()
+
+
+def _choose(sub: Submission, expected: str) -> None:
+    """Decide which of a student's notebooks are graded; note the decision."""
+    files, names = sub.files, sub.names
+    if len(files) == 1:
+        if names[0] != expected:
+            sub.notes.append(f"Your notebook was named '{names[0]}' instead of '{expected}'. It was your only "
+                             f"notebook, so it was graded; please keep the name next time.")
+        return
+    exact = [i for i, n in enumerate(names) if n == expected]
+    if len(exact) == 1:
+        others = [n for i, n in enumerate(names) if i != exact[0]]
+        sub.notes.append(f"You submitted {len(files)} notebooks; '{expected}' was graded and the other(s) "
+                         f"({', '.join(others)}) were not.")
+        sub.files, sub.names = [files[exact[0]]], [names[exact[0]]]
+        return
+    order = sorted(range(len(files)), key=lambda i: (pset_similarity(names[i], expected), -i), reverse=True)
+    keep = order[:MAX_CANDIDATES]
+    dropped = [names[i] for i in order[MAX_CANDIDATES:]]
+    sub.files, sub.names = [files[i] for i in keep], [names[i] for i in keep]
+    sub.notes.append(f"You submitted {len(files)} notebooks ({', '.join(names)}) and none is clearly '{expected}'; "
+                     f"each was graded and the best score counts."
+                     + (f" Not graded (too many): {', '.join(dropped)}." if dropped else ""))
+
+
+def pset_similarity(name: str, expected: str) -> int:
+    a, b = re.sub(r"[^a-z0-9]", "", name.lower().rsplit(".", 1)[0]), re.sub(r"[^a-z0-9]", "", expected.lower().rsplit(".", 1)[0])
+    return 2 if a == b else 1 if b in a else 0
+
+
+def _finish(sub: Submission, folder_files: list, expected: str) -> Submission:
+    """Fill ``sub`` from the files of one student (notebooks already in sub.files, or none)."""
+    if not sub.files:
+        sniffed = [f for f in folder_files if _looks_like_notebook(f)]
+        if sniffed:
+            sub.files = sniffed
+            sub.names = [f.name for f in sniffed]
+            sub.notes.append(f"No .ipynb file was found; '{sniffed[0].name}' holds a notebook and was graded. "
+                             f"Submit the .ipynb file itself next time.")
+        else:
+            found = ", ".join(sorted({f.name for f in folder_files})[:6]) or "nothing"
+            sub.problem = (f"No notebook was found in your submission (found: {found}). Submit the .ipynb file "
+                           f"(Colab: File > Download > Download .ipynb).")
+    if sub.files:
+        _choose(sub, expected)
+    sub.fingerprint = _fingerprint(sub.files) if sub.files else _fingerprint(folder_files)
+    return sub
+
+
+def discover(pset_id: str, source, work_dir=None, name_regex: str | None = None) -> list:
+    """The submissions found in ``source`` (a folder or a zip; layouts in the module docstring)."""
+    from .problem_sets import get_problem_set
+
+    expected = get_problem_set(pset_id).notebook
+    source = Path(source)
+    if source.is_file() and zipfile.is_zipfile(source):
+        work_dir = Path(work_dir or source.parent / f".{source.stem}_extracted")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        root = safe_extract(source, work_dir)
+        entries = [p for p in root.iterdir() if not _ignored(p.relative_to(root))]
+        if len(entries) == 1 and entries[0].is_dir() and not (entries[0] / pset_id).is_dir():
+            root = entries[0]  # a zip of one top folder
+    elif source.is_dir():
+        root = source
+    else:
+        raise FileNotFoundError(f"{source} is neither a folder nor a zip file of submissions")
+    if (root / "submitted").is_dir():
+        root = root / "submitted"
+
+    subs: dict = {}
+    entries = sorted(p for p in root.iterdir() if not _ignored(p.relative_to(root)))
+    student_dirs = [p for p in entries if p.is_dir()]
+    nbgrader = any((d / pset_id).is_dir() for d in student_dirs)
+    for d in student_dirs:
+        student = d.name
+        m = _MOODLE_DIR.match(student)
+        if m and not nbgrader:
+            student = m.group("student")
+        _open_nested_zips(d)
+        folder = d / pset_id if nbgrader and (d / pset_id).is_dir() else d
+        sub = subs.setdefault(student, Submission(student))
+        if nbgrader and folder is d:
+            sub.notes.append(f"Your files were not in a '{pset_id}' folder; the notebooks found were used.")
+        nbs = _notebooks_in(folder)
+        sub.files += nbs
+        sub.names += [p.name for p in nbs]
+        sub._all = getattr(sub, "_all", []) + [p for p in folder.rglob("*") if p.is_file()]
+    for f in (p for p in entries if p.is_file()):
+        if f.suffix.lower() == ".zip":
+            student, _rest = student_from_filename(f.name, pset_id, name_regex)
+            target = f.with_name(f.stem + "_unzipped")
+            try:
+                safe_extract(f, target)
+            except (zipfile.BadZipFile, ValueError, OSError):
+                sub = subs.setdefault(student, Submission(student))
+                sub._all = getattr(sub, "_all", []) + [f]
+                continue
+            _open_nested_zips(target)
+            sub = subs.setdefault(student, Submission(student))
+            nbs = _notebooks_in(target)
+            sub.files += nbs
+            sub.names += [p.name for p in nbs]
+            sub._all = getattr(sub, "_all", []) + [p for p in target.rglob("*") if p.is_file()]
+            continue
+        student, original = student_from_filename(f.name, pset_id, name_regex)
+        sub = subs.setdefault(student, Submission(student))
+        if f.suffix.lower() == ".ipynb":
+            sub.files.append(f)
+            sub.names.append(original)
+        sub._all = getattr(sub, "_all", []) + [f]
+    out = []
+    for student in sorted(subs):
+        sub = subs[student]
+        out.append(_finish(sub, getattr(sub, "_all", []), expected))
+    return out
+
+
+# ---- grading in worker processes ----------------------------------------------------------------
+
+def _load_callable(spec: str):
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _worker_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; results are already saved
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:
+        pass
+
+
+def grade_job(job: dict) -> dict:
+    """Grade one student's submission in a worker; write its result file; return a summary."""
+    from .grader import GradeOptions, SubmissionResult, _zero_result
+    from .problem_sets import get_problem_set
+
+    out_dir = Path(job["out"])
+    marker = out_dir / ".running" / job["key"]
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+    try:
+        pset = get_problem_set(job["pset"])
+        if job["problem"]:
+            result = _zero_result(pset, job["student"], "", job["problem"])
+        else:
+            grade = _load_callable(job.get("grade_fn") or "autograder.grader:grade_submission")
+            options = GradeOptions(**job["options"])
+            best = None
+            for path, name in zip(job["files"], job["names"]):
+                r = grade(job["pset"], path, job["student"], options, job.get("data_dir"))
+                r.notebook = name
+                if best is None or r.score > best.score:
+                    best = r
+            result = best
+        if job["notes"]:
+            result.notes = list(job["notes"]) + list(result.notes)
+        result.fingerprint = job["fingerprint"]
+        result.save(out_dir / "results" / f"{job['key']}.json")
+        return {"key": job["key"], "student": result.student, "score": result.score, "max": result.max_score,
+                "status": result.status, "seconds": result.seconds}
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _killed_result(job: dict, out_dir: Path) -> None:
+    from .grader import _zero_result
+    from .problem_sets import get_problem_set
+
+    msg = ("Not graded: the grader's process was killed while it graded this notebook, twice (the notebook "
+           "signals or kills other processes). Your instructor has been told.")
+    result = _zero_result(get_problem_set(job["pset"]), job["student"], (job["names"] or [""])[0], msg)
+    result.flags = ["the grader's worker process died while grading this notebook (twice)"]
+    result.notes = list(job["notes"]) + list(result.notes)
+    result.fingerprint = job["fingerprint"]
+    result.save(out_dir / "results" / f"{job['key']}.json")
+
+
+def _run_pool(jobs: list, workers: int, out_dir: Path, on_done) -> list:
+    """Run jobs in a pool; return the jobs that were running when a worker died (the suspects)."""
+    import multiprocessing
+
+    if not jobs:
+        return []
+    running_dir = out_dir / ".running"
+    shutil.rmtree(running_dir, ignore_errors=True)
+    ctx = multiprocessing.get_context("spawn")
+    remaining = list(jobs)
+    suspects = []
+    while remaining:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=ctx, initializer=_worker_init)
+        futures = {pool.submit(grade_job, job): job for job in remaining}
+        broken = False
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = futures[fut]
+                    try:
+                        on_done(job, fut.result())
+                    except BrokenProcessPool:
+                        broken = True
+                    except Exception as exc:  # a bug in the grader for this one submission
+                        on_done(job, {"key": job["key"], "student": job["student"], "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            pool.shutdown(wait=not broken, cancel_futures=True)
+        if not broken:
+            break
+        running = {p.name for p in running_dir.glob("*")} if running_dir.is_dir() else set()
+        shutil.rmtree(running_dir, ignore_errors=True)
+        unfinished = [j for j in remaining if not (out_dir / "results" / f"{j['key']}.json").exists()
+                      or j["key"] in running]
+        newly = [j for j in unfinished if j["key"] in running]
+        if not newly and unfinished:  # cannot tell who: treat the first unfinished one as suspect
+            newly = unfinished[:1]
+        suspects += newly
+        remaining = [j for j in unfinished if j not in newly]
+    return suspects
+
+
+# ---- exports ------------------------------------------------------------------------------------
+
+def load_results(out_dir) -> dict:
+    from .grader import SubmissionResult
+
+    results = {}
+    for path in sorted((Path(out_dir) / "results").glob("*.json")):
+        try:
+            results[path.stem] = SubmissionResult.from_dict(json.loads(path.read_text()))
+        except Exception:
+            continue
+    return results
+
+
+def export_csv(pset_id: str, results: dict, path) -> Path:
+    """grades.csv: one row per student, the points of every unit, total and max (autograded)."""
+    from .problem_sets import get_problem_set
+
+    pset = get_problem_set(pset_id)
+    auto = [u.grade_id for u in pset.units]
+    manual = [m.grade_id for m in pset.manual]
+    header = ["student", *auto, *[f"{m} (manual)" for m in manual], "total", "max", "status", "notebook", "flags", "notes"]
+    path = Path(path)
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for key in sorted(results, key=lambda k: results[k].student.lower()):
+            r = results[key]
+            points = {u.grade_id: u.points for u in r.units if not u.manual}
+            w.writerow([r.student, *[_num(points.get(g, 0.0)) for g in auto], *["" for _ in manual],
+                        _num(r.score), _num(r.max_score), r.status, r.notebook, " | ".join(r.flags), " | ".join(r.notes)])
+    os.replace(tmp, path)
+    return path
+
+
+def _num(x: float) -> str:
+    return f"{x:.4f}".rstrip("0").rstrip(".") if x else "0"
+
+
+def print_table(results: dict, file=None) -> None:
+    file = file or sys.stdout
+    rows = sorted(results.values(), key=lambda r: r.student.lower())
+    width = min(40, max([7] + [len(r.student) for r in rows]))
+    print(f"{'student':<{width}}  {'score':>11}  {'status':<7}  {'time':>6}  notes", file=file)
+    for r in rows:
+        extra = ("flagged; " if r.flags else "") + (r.notes[0][:70] if r.notes else "")
+        print(f"{r.student:<{width}}  {_num(r.score):>5} / {_num(r.max_score):<3}  {r.status:<7}  {r.seconds:5.1f}s  {extra}",
+              file=file)
+
+
+# ---- the command --------------------------------------------------------------------------------
+
+@dataclass
+class BatchReport:
+    graded: list = field(default_factory=list)  # keys graded in this run
+    skipped: list = field(default_factory=list)  # keys already graded (unchanged)
+    errors: dict = field(default_factory=dict)  # key -> grader bug message
+    killed: list = field(default_factory=list)  # keys whose notebook killed its worker twice
+    seconds: float = 0.0
+    results: dict = field(default_factory=dict)
+
+
+def grade_class(pset_id: str, source, out_dir, workers: int | None = None, options=None, regrade: bool = False,
+                data_dir: str | None = None, name_regex: str | None = None, progress: bool = True,
+                grade_fn: str | None = None) -> BatchReport:
+    """Grade every submission in ``source`` into ``out_dir`` (resumable); export CSV + feedback."""
+    from .feedback import write_feedback
+    from .grader import GradeOptions, SubmissionResult
+
+    start = time.monotonic()
+    options = options or GradeOptions()
+    out_dir = Path(out_dir)
+    (out_dir / "results").mkdir(parents=True, exist_ok=True)
+    subs = discover(pset_id, source, out_dir / "_extracted" if Path(source).is_file() else None, name_regex)
+    report = BatchReport()
+    jobs = []
+    opts = {k: v for k, v in asdict(options).items() if k != "keep_executed"}
+    for sub in subs:
+        result_path = out_dir / "results" / f"{sub.key}.json"
+        if result_path.exists() and not regrade:
+            try:
+                old = SubmissionResult.from_dict(json.loads(result_path.read_text()))
+                if old.fingerprint == sub.fingerprint and old.status != "crashed":
+                    report.skipped.append(sub.key)
+                    continue
+            except Exception:
+                pass
+        jobs.append({"pset": pset_id, "student": sub.student, "key": sub.key, "files": [str(f) for f in sub.files],
+                     "names": list(sub.names), "notes": list(sub.notes), "problem": sub.problem,
+                     "fingerprint": sub.fingerprint, "options": opts, "data_dir": data_dir, "out": str(out_dir),
+                     "grade_fn": grade_fn})
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    workers = _fit_workers(workers, options.memory_mb)
+    bar = _progress(len(jobs), progress)
+
+    def on_done(job, summary):
+        if "error" in summary:
+            report.errors[job["key"]] = summary["error"]
+        else:
+            report.graded.append(job["key"])
+        if bar is not None:
+            bar.set_postfix_str(f"{job['student'][:20]}: {summary.get('score', '?')}/{summary.get('max', '?')}")
+            bar.update(1)
+
+    try:
+        suspects = _run_pool(jobs, workers, out_dir, on_done)
+        for job in suspects:  # alone, so that the culprit is known
+            again = _run_pool([job], 1, out_dir, on_done)
+            if again:
+                _killed_result(job, out_dir)
+                report.killed.append(job["key"])
+                on_done(job, {"key": job["key"], "student": job["student"], "score": 0, "max": "?"})
+    finally:
+        if bar is not None:
+            bar.close()
+    results = load_results(out_dir)
+    keys = {s.key for s in subs}
+    results = {k: r for k, r in results.items() if k in keys}
+    for key, r in results.items():
+        write_feedback(r, out_dir / "feedback" / f"{key}.html")
+    export_csv(pset_id, results, out_dir / "grades.csv")
+    report.results = results
+    report.seconds = time.monotonic() - start
+    return report
+
+
+def _fit_workers(workers: int, memory_mb: int) -> int:
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available / 2**20
+    except Exception:
+        return workers
+    fit = max(1, int(available // (memory_mb + 1024)))
+    if fit < workers:
+        print(f"course-kit grade: {workers} workers with {memory_mb} MB each do not fit in "
+              f"{available:,.0f} MB of free memory; using {fit}.", file=sys.stderr)
+        return fit
+    return workers
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc="grading", unit="submission", dynamic_ncols=True, file=sys.stderr)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .grader import GradeOptions
+
+    d = GradeOptions()
+    parser.add_argument("pset", help="problem set id, e.g. autoencoder_probing")
+    parser.add_argument("submissions", help="nbgrader course root / submitted/ folder, a folder of notebooks, or a zip")
+    parser.add_argument("--out", default=None, help="output folder (default: ./graded_<pset>)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel graders (default: CPU cores)")
+    parser.add_argument("--timeout", type=float, default=d.cell_timeout, help="seconds per notebook cell (default %(default)s)")
+    parser.add_argument("--probe-timeout", type=float, default=d.probe_timeout,
+                        help="seconds per hidden test of a unit (default %(default)s)")
+    parser.add_argument("--total-timeout", type=float, default=d.total_timeout,
+                        help="seconds for all of a notebook's cells (default %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=d.memory_mb, help="memory limit per kernel (default %(default)s)")
+    parser.add_argument("--regrade", action="store_true", help="grade again what is already graded")
+    parser.add_argument("--data-dir", default=None, help="COURSE_DATA_DIR for the kernels")
+    parser.add_argument("--name-regex", default=None,
+                        help="regex with a (?P<student>...) group to read student ids from file names")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from .grader import GradeOptions
+    from .problem_sets import get_problem_set
+
+    try:
+        get_problem_set(args.pset)
+    except KeyError as exc:
+        print(f"course-kit grade: {exc.args[0]}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"graded_{args.pset}")
+    options = GradeOptions(cell_timeout=args.timeout, total_timeout=args.total_timeout,
+                           probe_timeout=args.probe_timeout, memory_mb=args.memory_mb)
+    try:
+        report = grade_class(args.pset, args.submissions, out, args.workers, options, args.regrade, args.data_dir,
+                             args.name_regex, progress=not args.no_progress)
+    except FileNotFoundError as exc:
+        print(f"course-kit grade: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ncourse-kit grade: interrupted; results so far are saved. Run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    print_table(report.results)
+    print(f"\n{len(report.graded)} graded, {len(report.skipped)} already graded (skipped), "
+          f"{len(report.errors)} grader errors, {len(report.killed)} killed their grader; "
+          f"{report.seconds:.1f} s. Results: {out / 'results'}; grades: {out / 'grades.csv'}; "
+          f"feedback: {out / 'feedback'}")
+    for key, err in report.errors.items():
+        print(f"grader error for {key}: {err}", file=sys.stderr)
+    return 1 if report.errors else 0
