@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": ("autograder.demo", "the main job: release, run the solutions in quick mode, grade sample submissions"),
     "release": ("autograder.demo", "build assignments/ and solutions/ from source/ with nbgrader"),
     "check-release": ("autograder.demo", "fail when assignments/ or solutions/ drift from source/"),
+    "configure": ("autograder.configure", "write course_config.toml into the notebooks' setup cells, badges, README"),
     "grade": ("autograder.batch", "grade a class's submissions in parallel (resumable), export CSV + feedback"),
     "gradescope-bundle": ("autograder.gradescope", "build the Gradescope autograder upload zip"),
     "gradescope-run": ("autograder.gradescope", "grade one submission the Gradescope way and write results.json"),
