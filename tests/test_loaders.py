@@ -129,3 +129,28 @@ def test_make_loader_shortcut():
     loader = make_loader(TensorImageDataset(_images(8)), batch_size=4, train=True, crop=8, augment=True, seed=0)
     assert loader.shuffle and loader.augment == "flip_crop" and loader.crop == 8
     assert "TensorLoader(8 images" in repr(loader)
+
+
+def test_grading_mode_gives_tiny_shapes_with_the_course_loaders():
+    from course_utils.data import SHAPE_NAMES, load_autoencoder_data
+
+    data = load_autoencoder_data(mode="grading")
+    assert data.name == "shapes" and data.classes == list(SHAPE_NAMES)
+    assert (len(data.unlabeled), len(data.train), len(data.test)) == (64, 64, 64)
+    assert data.unlabeled.images.shape[-1] == 72  # cropped to 64 by the loaders, like STL-10's 96 -> 64
+    loaders = data.loaders(batch_size=32, seed=0)
+    assert set(loaders) == {"unlabeled", "train", "test"}
+    assert loaders["unlabeled"].augment == "flip_crop" and loaders["train"].augment is None
+    x, y = next(iter(loaders["train"]))
+    assert x.shape == (32, 3, 64, 64) and y.dtype == torch.long and 0 <= int(y.min()) and int(y.max()) < 10
+    assert not torch.equal(data.train.images, data.test.images)  # independent draws per split
+    assert "64 unlabeled" in repr(data)
+
+
+def test_unknown_dataset_or_mode_is_refused():
+    from course_utils.data import load_autoencoder_data
+
+    with pytest.raises(ValueError, match="stl10, shapes"):
+        load_autoencoder_data("cifar10", mode="grading")
+    with pytest.raises(ValueError, match="run mode"):
+        load_autoencoder_data(mode="fast")

@@ -42,6 +42,12 @@ SHAPES_SPLITS: Dict[str, Tuple[int, int, int]] = {
 }
 SHAPES_IMAGE_SIZE = 72  # random / centre crops of 64 then mirror STL-10's 96 -> 64
 SHAPES_SEEDS = {"unlabeled": 1, "train": 2, "test": 3}  # independent draws per split
+# Drawing options of the stand-in for STL-10: like STL-10's photos, the object is large, roughly
+# centred and roughly upright, over a textured background. With these, the problem set's lesson
+# shows on a CPU in minutes: a probe on the autoencoder's frozen features beats one on a random
+# encoder's, and an encoder trained with the classifier beats both.
+SHAPES_OPTIONS = {"spread": 0.25, "min_size": 0.25, "max_size": 0.42, "rotation": 30.0, "texture": 0.07,
+                  "distractor": 0.3}
 
 
 @dataclass
@@ -88,7 +94,11 @@ class AutoencoderData:
 
 def load_shapes_autoencoder_data(sizes: Tuple[int, int, int] = SHAPES_SPLITS["quick"],
                                  image_size: int = SHAPES_IMAGE_SIZE, **options) -> AutoencoderData:
-    """Built-in shapes split like the problem set: unlabeled / train / test (independent draws)."""
+    """Built-in shapes split like the problem set: unlabeled / train / test (independent draws).
+
+    ``options`` override the drawing options (``SHAPES_OPTIONS``, see :func:`generate_shapes`).
+    """
+    options = {**SHAPES_OPTIONS, **options}
     splits = {
         name: generate_shapes(n, image_size=image_size, seed=SHAPES_SEEDS[name], **options)
         for name, n in zip(("unlabeled", "train", "test"), sizes)

@@ -58,6 +58,7 @@ DEFAULT_OPTIONS = {
     "min_size": 0.14,       # smallest shape radius, as a fraction of the image side
     "max_size": 0.34,       # largest shape radius, as a fraction of the image side
     "spread": 1.0,          # how far the centre may stray: 0 = image centre, 1 = anywhere the shape fits
+    "rotation": 360.0,      # range of rotation angles in degrees, centred on upright (360 = any angle)
     "noise": 0.05,          # amplitude of the per-pixel noise (pixel values in [0, 1])
     "texture": 0.14,        # amplitude of the low-frequency background texture
     "distractor": 0.5,      # probability of a thin stroke of another colour behind the shape
@@ -152,7 +153,7 @@ def _draw_parameters(n: int, image_size: int, seed: int, opts: dict) -> dict:
     radius = (opts["min_size"] + (opts["max_size"] - opts["min_size"]) * u[:, 2]) * s  # (N,) pixels
     cx = s / 2 + opts["spread"] * (s - 2 * radius) * (u[:, 3] - 0.5)  # (N,) shape centre, fully inside the image
     cy = s / 2 + opts["spread"] * (s - 2 * radius) * (u[:, 4] - 0.5)
-    rotation = 2 * math.pi * u[:, 5]  # (N,) radians
+    rotation = math.radians(opts["rotation"]) * (u[:, 5] - 0.5)  # (N,) radians
     cos_r = np.array([_q(math.cos(a)) for a in rotation])
     sin_r = np.array([_q(math.sin(a)) for a in rotation])
     fill = COLOUR_RGB[colours] + opts["colour_jitter"] * (2 * u[:, 6:9] - 1)  # (N, 3)
