@@ -154,15 +154,19 @@ def _similar_definitions(nb, name: str) -> list:
 
 def graded_cell_report(nb, expected_ids) -> list:
     """Notes about graded cells that were deleted or duplicated (by nbgrader grade_id)."""
-    seen = {}
+    seen, order = {}, []
     for cell in nb.cells:
-        gid = nbgrader_meta(cell).get("grade_id")
+        meta = nbgrader_meta(cell)
+        gid = meta.get("grade_id")
         if gid:
+            if gid not in seen:
+                order.append(gid)
             seen[gid] = seen.get(gid, 0) + 1
     notes = []
     for gid in expected_ids:
         if gid not in seen:
             notes.append(f"the cell '{gid}' is missing from the notebook (graded by name anyway)")
-        elif seen[gid] > 1:
+    for gid in order:
+        if seen[gid] > 1:
             notes.append(f"the cell '{gid}' appears {seen[gid]} times (the last definition that ran is graded)")
     return notes

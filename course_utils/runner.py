@@ -249,7 +249,8 @@ class KernelSession:
         with os.fdopen(fd, "w") as fh:
             json.dump({"key": key.hex(), "entry": entry}, fh)
         self.probe_key = (key, entry)
-        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
+        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"),
+                   COURSE_KIT_GRADER_PID=str(os.getpid()))
         log = str(private / "kernel.log")
         if self.zygote:
             try:

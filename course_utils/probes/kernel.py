@@ -34,6 +34,7 @@ HIDDEN_PACKAGES = ("autograder",)
 ENV_KEY_FILE = "COURSE_KIT_PROBE_KEY_FILE"
 ENV_DATA_LIMIT = "COURSE_KIT_DATA_LIMIT_MB"
 ENV_THREADS = "COURSE_KIT_THREADS"
+ENV_GRADER_PID = "COURSE_KIT_GRADER_PID"
 # Heavy libraries a problem-set notebook imports; the zygote imports them once for all kernels.
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
            "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.data",
@@ -114,9 +115,33 @@ def _arm_probes() -> None:
     runtime.arm(bytes.fromhex(key["key"]), key["entry"])
 
 
-def prepare_kernel_process() -> None:
+def _lifeline(grader_pid: int) -> None:
+    """End this kernel when the grader that started it is gone (a kernel forked by the zygote is not
+    tied to the zygote, so a notebook that kills its parent does not take itself down by the same
+    stroke in the middle of the next cell)."""
+    import threading
+    import time
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(grader_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:
+                pass
+
+    threading.Thread(target=watch, name="grader-lifeline", daemon=True).start()
+
+
+def prepare_kernel_process(forked: bool = False) -> None:
     """Everything that must happen in a kernel's process before the first student cell."""
-    _die_with_parent()
+    grader = os.environ.pop(ENV_GRADER_PID, "")
+    if forked and grader.isdigit():
+        _lifeline(int(grader))
+    else:
+        _die_with_parent()
     _set_limits()
     hide_instructor_packages()
     threads = os.environ.get(ENV_THREADS, "")
@@ -215,7 +240,7 @@ def _child(request: dict) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        prepare_kernel_process()
+        prepare_kernel_process(forked=True)
         _launch(request["conn"])
     except BaseException:  # noqa: BLE001 - a child must never return into the zygote's loop
         import traceback
