@@ -1,0 +1,274 @@
+"""Gradescope: the autograder upload zip, and grading one submission the Gradescope way.
+
+``course-kit gradescope-bundle <pset> [--out zip]`` builds the zip to upload as a Gradescope
+"programming assignment" autograder. Gradescope unpacks it into ``/autograder/source`` and runs
+
+* ``setup.sh`` once, when the image is built: CPU-only torch/torchvision from PyTorch's CPU index
+  (Gradescope's Ubuntu image has no GPU), then the kit's requirements, then the kit itself;
+* ``run_autograder`` for every submission: it grades the notebook(s) found in
+  ``/autograder/submission`` with ``course-kit gradescope-run`` and writes
+  ``/autograder/results/results.json``. If Python itself fails, the script still writes a zero-score
+  results file saying so.
+
+The zip holds the ``autograder`` and ``course_utils`` packages, ``pyproject.toml`` and the requirements:
+the reference implementations have to run on Gradescope's server; no notebook (``source/``,
+``solutions/``, ``assignments/``) goes in. Paths can be overridden for tests with
+``COURSE_KIT_SOURCE``, ``COURSE_KIT_SUBMISSION`` and ``COURSE_KIT_RESULTS``.
+
+``course-kit gradescope-run --submission DIR --results FILE --pset ID`` writes ``results.json``
+following Gradescope's schema: top-level ``score``, ``output``, ``visibility``, ``stdout_visibility``,
+``execution_time``, and ``tests``, one per check (``name``, ``score``, ``max_score``, ``output``,
+``visibility``). Manually graded units (the written report) are *not* listed as tests: grade them
+with a manual question in Gradescope; ``output`` says so. The top-level score is the sum of the
+tests' scores. A results file is written even when grading crashes (score 0, the error in ``output``).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+from pathlib import Path
+
+from .problem_sets import REPO_ROOT
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+PACKAGES = ("autograder", "course_utils")
+EXCLUDED_PARTS = ("__pycache__", ".ipynb_checkpoints", ".pytest_cache")
+# What grading needs on Gradescope (torch and torchvision come from the CPU index first).
+GRADESCOPE_REQUIREMENTS = """\
+# Installed by setup.sh after CPU-only torch/torchvision.
+numpy
+matplotlib
+tqdm
+pillow
+ipykernel
+ipython
+jupyter_client
+nbformat
+psutil
+transformers>=4.30
+timm>=0.9
+"""
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, when it builds the autograder image (Ubuntu, no GPU).
+set -euxo pipefail
+cd "${COURSE_KIT_SOURCE:-/autograder/source}"
+if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
+  apt-get update && apt-get install -y python3 python3-pip
+fi
+python3 -m pip install --upgrade pip
+# CPU-only builds: the GPU wheels are several GB and Gradescope has no GPU.
+python3 -m pip install --index-url https://download.pytorch.org/whl/cpu torch torchvision
+python3 -m pip install -r requirements-gradescope.txt
+python3 -m pip install --no-deps .
+python3 -c "import torch, course_utils, autograder; print('course kit ready, torch', torch.__version__)"
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for every submission. It always leaves a results.json behind.
+SOURCE="${{COURSE_KIT_SOURCE:-/autograder/source}}"
+SUBMISSION="${{COURSE_KIT_SUBMISSION:-/autograder/submission}}"
+RESULTS="${{COURSE_KIT_RESULTS:-/autograder/results/results.json}}"
+PYTHON="${{COURSE_KIT_PYTHON:-python3}}"
+mkdir -p "$(dirname "$RESULTS")"
+rm -f "$RESULTS"
+cd "$SOURCE" || true
+"$PYTHON" -m autograder.cli gradescope-run --pset {pset} --submission "$SUBMISSION" --results "$RESULTS" \\
+  --visibility {visibility}
+status=$?
+if [ ! -s "$RESULTS" ]; then
+  printf '%s' '{{"score": 0, "output": "The autograder could not start (exit status '"$status"'), so this submission was not graded. This is not your fault: your instructor has been told.", "visibility": "visible", "stdout_visibility": "hidden", "tests": []}}' > "$RESULTS"
+fi
+exit 0
+"""
+
+
+# ---- results.json -------------------------------------------------------------------------------
+
+def results_json(result, visibility: str = "visible", manual_note: bool = True) -> dict:
+    """Gradescope's results.json for a :class:`~autograder.grader.SubmissionResult`."""
+    from .feedback import clean
+
+    tests = []
+    for unit in result.units:
+        if unit.manual:
+            continue
+        for check in unit.checks:
+            tests.append({"name": f"{unit.title}: {check.name}", "score": round(check.points, 4),
+                          "max_score": round(check.max_points, 4),
+                          "output": clean("passed" if check.passed else check.message), "visibility": visibility})
+    lines = [f"Autograded score: {result.score:g} / {result.max_score:g}."]
+    manual = [u for u in result.units if u.manual]
+    if manual and manual_note:
+        lines.append("Graded by hand (not included above): "
+                     + ", ".join(f"{u.title} ({u.max_points:g} pt)" for u in manual) + ".")
+    lines += [clean(n) for n in result.notes]
+    return {"score": round(sum(t["score"] for t in tests), 4), "output": "\n".join(lines),
+            "visibility": "visible", "stdout_visibility": "hidden", "execution_time": round(result.seconds, 1),
+            "tests": tests}
+
+
+def _crash_results(message: str) -> dict:
+    return {"score": 0, "output": f"The autograder failed while grading this submission, so it was not graded. "
+                                  f"This is not your fault: your instructor has been told.\n\n{message}",
+            "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def gradescope_run(pset_id: str, submission_dir, results_path, visibility: str = "visible", options=None) -> dict:
+    """Grade the notebook(s) in ``submission_dir``; write and return results.json (also when it crashes)."""
+    results_path = Path(results_path)
+    data = None
+    try:
+        data = _grade_for_gradescope(pset_id, Path(submission_dir), visibility, options)
+    except BaseException as exc:  # noqa: BLE001 - whatever happens, Gradescope gets a results file
+        data = _crash_results(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+    finally:
+        _write_json(results_path, data if data is not None else _crash_results("unknown error"))
+    return data
+
+
+def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, options) -> dict:
+    from .batch import Submission, _finish, _notebooks_in, _open_nested_zips
+    from .grader import GradeOptions, _zero_result, grade_submission
+    from .problem_sets import get_problem_set
+
+    pset = get_problem_set(pset_id)
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+    options = options or GradeOptions()
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gradescope_") as tmp:
+        work = Path(tmp) / "submission"
+        if submission_dir.is_dir():  # grade copies: nothing the kernel does touches Gradescope's folder
+            shutil.copytree(submission_dir, work, symlinks=False, ignore_dangling_symlinks=True)
+        else:
+            work.mkdir()
+        _open_nested_zips(work)
+        sub = Submission("submission")
+        sub.files = _notebooks_in(work)
+        sub.names = [p.name for p in sub.files]
+        sub = _finish(sub, [p for p in work.rglob("*") if p.is_file()], pset.notebook)
+        if sub.problem:
+            result = _zero_result(pset, "submission", "", sub.problem)
+        else:
+            best = None
+            for path, name in zip(sub.files, sub.names):
+                r = grade_submission(pset_id, path, "submission", options)
+                r.notebook = name
+                if best is None or r.score > best.score:
+                    best = r
+            result = best
+        result.notes = list(sub.notes) + list(result.notes)
+        result.seconds = time.monotonic() - start
+    return results_json(result, visibility)
+
+
+# ---- the bundle ---------------------------------------------------------------------------------
+
+def _add_file(zf: zipfile.ZipFile, arcname: str, data: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+    mode = 0o755 if executable else 0o644
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
+
+
+def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str = "visible") -> Path:
+    """Write the Gradescope autograder zip for ``pset_id``; returns its path."""
+    from .problem_sets import get_problem_set
+
+    get_problem_set(pset_id)  # unknown ids fail here, not on Gradescope
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+    root = Path(root)
+    out = Path(out or f"gradescope_{pset_id}.zip")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        _add_file(zf, "setup.sh", SETUP_SH.encode(), executable=True)
+        _add_file(zf, "run_autograder", RUN_AUTOGRADER.format(pset=pset_id, visibility=visibility).encode(),
+                  executable=True)
+        _add_file(zf, "requirements-gradescope.txt", GRADESCOPE_REQUIREMENTS.encode())
+        for name in ("pyproject.toml", "requirements.txt", "README.md"):
+            if (root / name).is_file():
+                _add_file(zf, name, (root / name).read_bytes())
+        for package in PACKAGES:
+            for path in sorted((root / package).rglob("*")):
+                rel = path.relative_to(root)
+                if not path.is_file() or any(p in EXCLUDED_PARTS for p in rel.parts) or path.suffix in (".pyc", ".pyo"):
+                    continue
+                _add_file(zf, rel.as_posix(), path.read_bytes())
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, out)
+    return out
+
+
+# ---- commands -----------------------------------------------------------------------------------
+
+def add_arguments_gradescope_bundle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pset", help="problem set id, e.g. autoencoder_probing")
+    parser.add_argument("--out", default=None, help="zip to write (default: gradescope_<pset>.zip)")
+    parser.add_argument("--visibility", default="visible", choices=VISIBILITIES,
+                        help="visibility of each test in Gradescope (default %(default)s)")
+
+
+def run_gradescope_bundle(args) -> int:
+    try:
+        path = build_bundle(args.pset, args.out, visibility=args.visibility)
+    except (KeyError, ValueError) as exc:
+        print(f"course-kit gradescope-bundle: {exc}", file=sys.stderr)
+        return 2
+    with zipfile.ZipFile(path) as zf:
+        n = len(zf.namelist())
+    print(f"wrote {path} ({n} files, {path.stat().st_size / 1e6:.1f} MB): upload it as the assignment's autograder")
+    return 0
+
+
+def add_arguments_gradescope_run(parser: argparse.ArgumentParser) -> None:
+    from .grader import GradeOptions
+
+    d = GradeOptions()
+    parser.add_argument("--pset", required=True, help="problem set id")
+    parser.add_argument("--submission", default=os.environ.get("COURSE_KIT_SUBMISSION", "/autograder/submission"))
+    parser.add_argument("--results", default=os.environ.get("COURSE_KIT_RESULTS", "/autograder/results/results.json"))
+    parser.add_argument("--visibility", default="visible", choices=VISIBILITIES)
+    parser.add_argument("--timeout", type=float, default=d.cell_timeout, help="seconds per cell")
+    parser.add_argument("--memory-mb", type=int, default=d.memory_mb)
+
+
+def run_gradescope_run(args) -> int:
+    options = None
+    try:
+        from .grader import GradeOptions
+
+        options = GradeOptions(cell_timeout=args.timeout, memory_mb=args.memory_mb, threads=max(1, os.cpu_count() or 1))
+    except Exception:
+        pass
+    data = gradescope_run(args.pset, args.submission, args.results, args.visibility, options)
+    print(data["output"])
+    return 0
+
+
+add_arguments = add_arguments_gradescope_bundle
+run = run_gradescope_bundle
