@@ -108,13 +108,12 @@ def flip_crop(images: torch.Tensor, crop: int, generator: Optional[torch.Generat
     left = torch.randint(0, w - crop + 1, (b,), generator=generator)  # (B,)
     flip = torch.rand(b, generator=generator) < 0.5  # (B,)
     steps = torch.arange(crop)  # (crop,)
-    rows = top[:, None] + steps  # (B, crop)
+    rows = (top[:, None] + steps).to(device)  # (B, crop)
     cols = left[:, None] + steps  # (B, crop)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)  # (B, crop): a flipped image reads its columns backwards
-    batch = torch.arange(b)[:, None, None, None]  # (B, 1, 1, 1)
-    chan = torch.arange(c)[None, :, None, None]  # (1, C, 1, 1)
-    rows, cols = rows[:, None, :, None], cols[:, None, None, :]  # (B, 1, crop, 1), (B, 1, 1, crop)
-    return images[batch.to(device), chan.to(device), rows.to(device), cols.to(device)]  # (B, C, crop, crop)
+    cols = torch.where(flip[:, None], cols.flip(1), cols).to(device)  # (B, crop): a flipped image reads its columns backwards
+    # Two gathers with broadcast (expanded, not copied) indices: first the rows, then the columns.
+    out = images.gather(2, rows[:, None, :, None].expand(b, c, crop, w))  # (B, C, crop, W)
+    return out.gather(3, cols[:, None, None, :].expand(b, c, crop, crop))  # (B, C, crop, crop)
 
 
 def center_crop(images: torch.Tensor, crop: int) -> torch.Tensor:
