@@ -304,11 +304,26 @@ def _load_callable(spec: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _worker_init() -> None:
+def _worker_init(warm: dict | None = None) -> None:
+    """Set up a worker; start its kernel zygote at once, so that it preloads while the worker imports."""
     import signal
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business; results are already saved
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if warm and warm.get("zygote"):
+        def start_zygote():
+            try:
+                from course_utils.runner import _Zygote, kernel_env
+
+                env = kernel_env(argparse.Namespace(**warm["options"]), warm.get("data_dir"))
+                if warm.get("preload"):
+                    env["COURSE_KIT_PRELOAD"] = ",".join(sorted(set(warm["preload"])))
+                _Zygote.get(env)
+            except Exception:
+                pass
+
+        threading.Thread(target=start_zygote, daemon=True).start()
     try:
         import torch
 
@@ -363,7 +378,7 @@ def _killed_result(job: dict, out_dir: Path) -> None:
     result.save(out_dir / "results" / f"{job['key']}.json")
 
 
-def _run_pool(jobs: list, workers: int, out_dir: Path, on_done) -> list:
+def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | None = None) -> list:
     """Run jobs in a pool; return the jobs that were running when a worker died (the suspects)."""
     import multiprocessing
 
@@ -375,7 +390,8 @@ def _run_pool(jobs: list, workers: int, out_dir: Path, on_done) -> list:
     remaining = list(jobs)
     suspects = []
     while remaining:
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=ctx, initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=ctx, initializer=_worker_init,
+                                   initargs=(warm,))
         futures = {pool.submit(grade_job, job): job for job in remaining}
         broken = False
         try:
@@ -512,9 +528,17 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
             bar.update(1)
 
     try:
-        suspects = _run_pool(jobs, workers, out_dir, on_done)
+        warm = None
+        if grade_fn is None and jobs and any(not j["problem"] for j in jobs):
+            from course_utils.runner import _zygote_wanted
+
+            from .grader import _LEARNED_PRELOAD
+
+            warm = {"zygote": _zygote_wanted(None), "options": opts, "data_dir": data_dir,
+                    "preload": list(_LEARNED_PRELOAD.get(pset_id, ()))}
+        suspects = _run_pool(jobs, workers, out_dir, on_done, warm)
         for job in suspects:  # alone, so that the culprit is known
-            again = _run_pool([job], 1, out_dir, on_done)
+            again = _run_pool([job], 1, out_dir, on_done, warm)
             if again:
                 _killed_result(job, out_dir)
                 report.killed.append(job["key"])
