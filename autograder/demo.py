@@ -41,7 +41,8 @@ def execute_notebook(path: Path, out_path: Path, mode: str = "quick", timeout: i
     nb = nbformat.read(str(path), 4)
     env_backup = dict(os.environ)
     os.environ.update({"COURSE_MODE": mode, "COURSE_SKIP_INSTALL": "1", "MPLBACKEND": "Agg",
-                       "COURSE_MOUNT_DRIVE": "0", "TQDM_MININTERVAL": "5"})
+                       "COURSE_MOUNT_DRIVE": "0", "TQDM_MININTERVAL": "5",
+                       "COURSE_NO_CHECKPOINTS": "1"})  # always train from scratch here
     os.environ.pop("NBGRADER_EXECUTION", None)
     workdir = out_path.parent / (out_path.stem + "_run")
     workdir.mkdir(parents=True, exist_ok=True)

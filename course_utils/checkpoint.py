@@ -264,3 +264,52 @@ def as_checkpointer(checkpoint) -> Checkpointer:
 
 
 __all__ = ["Checkpointer", "CheckpointError", "as_checkpointer", "capture_rng_state", "restore_rng_state"]
+
+
+# ---- resumable training cells -----------------------------------------------------------------
+
+_ACTIVE: list = []  # the checkpointers of the enclosing `resumable` blocks, innermost last
+
+
+class resumable:  # noqa: N801 - used like a function: `with resumable(...):`
+    """Make every :func:`~course_utils.training.fit` inside the block checkpoint and resume.
+
+    For training cells that call a function the student wrote (``train_ae``), whose optimiser is
+    created inside it::
+
+        with resumable("autoencoder", model=autoencoder):
+            ae_history = train_ae(autoencoder, loaders["unlabeled"], epochs=AE_EPOCHS)
+
+    After every epoch the model weights, the loss history and the random number generator states
+    are saved (to Google Drive when the setup cell mounted it). Run the cell again after a
+    disconnect and training continues after the last finished epoch, with the whole history for the
+    plots. The optimiser's own state (Adam's moment estimates) starts afresh on a resume, which only
+    matters for the first few steps. ``restart=True`` deletes the saved run and trains from scratch
+    (do that after changing your code). The run mode is part of the name, so ``quick`` and ``full``
+    runs never mix. Nothing is saved while grading, or when ``COURSE_NO_CHECKPOINTS`` is set.
+    """
+
+    def __init__(self, name: str, directory=None, restart: bool = False, **objects):
+        from .modes import get_mode
+
+        self.checkpointer = None
+        if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("COURSE_NO_CHECKPOINTS"):
+            return
+        self.checkpointer = Checkpointer(directory, f"{name}-{get_mode()}", **objects)
+        if restart:
+            self.checkpointer.clear()
+
+    def __enter__(self) -> Optional[Checkpointer]:
+        if self.checkpointer is not None:
+            _ACTIVE.append(self.checkpointer)
+        return self.checkpointer
+
+    def __exit__(self, *exc) -> bool:
+        if self.checkpointer is not None and _ACTIVE and _ACTIVE[-1] is self.checkpointer:
+            _ACTIVE.pop()
+        return False
+
+
+def active_checkpointer() -> Optional[Checkpointer]:
+    """The checkpointer of the innermost :class:`resumable` block, if any (used by ``fit``)."""
+    return _ACTIVE[-1] if _ACTIVE else None

@@ -74,6 +74,10 @@ def fit(
     if num_epochs < 0:
         raise ValueError(f"num_epochs must be >= 0, got {num_epochs}")
     checkpointer = None
+    if checkpoint is None:
+        from .checkpoint import active_checkpointer
+
+        checkpoint = active_checkpointer()  # inside `with resumable(...)`
     if checkpoint is not None:
         from .checkpoint import as_checkpointer
 

@@ -177,3 +177,43 @@ def test_default_directory_is_under_the_data_dir():
 
 if __name__ == "__main__":  # the process that test_resume_after_sigkill_in_another_process kills
     train(sys.argv[1], pause=0.5)
+
+
+def test_resumable_block_checkpoints_a_training_function_it_does_not_own(tmp_path, monkeypatch):
+    """A student's train function calls fit() without a checkpoint; the cell's `resumable` block adds it."""
+    import torch
+
+    from course_utils.checkpoint import resumable
+    from course_utils.training import fit
+
+    def train(model, loader, epochs, crash_after=None):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(batch):
+            loss = ((model(batch[0]) - batch[1]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        def on_epoch_end(epoch, history):
+            if crash_after is not None and epoch + 1 == crash_after:
+                raise KeyboardInterrupt("disconnected")
+
+        return fit(step, loader, epochs, on_epoch_end=on_epoch_end).epoch_loss
+
+    torch.manual_seed(0)
+    loader = [(torch.randn(8, 3), torch.randn(8, 1)) for _ in range(2)]
+    model = torch.nn.Linear(3, 1)
+    with pytest.raises(KeyboardInterrupt):
+        with resumable("demo", directory=tmp_path, model=model):
+            train(model, loader, 5, crash_after=3)
+    model2 = torch.nn.Linear(3, 1)  # a fresh runtime: new objects, same cell run again
+    with resumable("demo", directory=tmp_path, model=model2):
+        history = train(model2, loader, 5)
+    assert len(history) == 5  # the whole run, the first 3 epochs from the checkpoint
+    with resumable("demo", directory=tmp_path, restart=True, model=torch.nn.Linear(3, 1)) as ckpt:
+        assert ckpt.checkpoints() == []
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    with resumable("demo", directory=tmp_path, model=model) as ckpt:
+        assert ckpt is None  # nothing is saved while grading
