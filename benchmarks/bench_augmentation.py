@@ -112,7 +112,7 @@ def autoencoder_epoch(loader, device, seed: int = 0) -> float:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="number of 96x96 images (default 5000)")
-    parser.add_argument("--repeats", type=int, default=3, help="passes per throughput figure; the best is kept")
+    parser.add_argument("--repeats", type=int, default=2, help="passes per throughput figure; the best is kept")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
