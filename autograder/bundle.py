@@ -258,5 +258,15 @@ def main(argv: Optional[list] = None) -> int:
     return 0
 
 
+
+def add_arguments_student_bundle(parser) -> None:
+    parser.add_argument("--out", default=None, help="output folder (default: dist/)")
+
+
+def run_student_bundle(args) -> int:
+    """``course-kit student-bundle [--out DIR]``."""
+    return main([args.out] if args.out else [])
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
