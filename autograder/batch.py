@@ -317,9 +317,7 @@ def _worker_init(warm: dict | None = None) -> None:
                 from course_utils.runner import _Zygote, kernel_env
 
                 env = kernel_env(argparse.Namespace(**warm["options"]), warm.get("data_dir"))
-                if warm.get("preload"):
-                    env["COURSE_KIT_PRELOAD"] = ",".join(sorted(set(warm["preload"])))
-                _Zygote.get(env)
+                _Zygote.get(env).preload(warm.get("preload") or ())
             except Exception:
                 pass
 
@@ -415,8 +413,9 @@ def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | Non
         unfinished = [j for j in remaining if not (out_dir / "results" / f"{j['key']}.json").exists()
                       or j["key"] in running]
         newly = [j for j in unfinished if j["key"] in running]
-        if not newly and unfinished:  # cannot tell who: treat the first unfinished one as suspect
-            newly = unfinished[:1]
+        if not newly and unfinished:  # no submission was being graded: the workers themselves fail
+            raise RuntimeError("the grading worker processes died before grading anything (can they start? "
+                               "a script that calls grade_class needs an `if __name__ == '__main__':` guard)")
         suspects += newly
         remaining = [j for j in unfinished if j not in newly]
     return suspects

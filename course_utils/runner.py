@@ -133,6 +133,7 @@ class _Zygote:
             raise RuntimeError(f"the kernel zygote did not start (see {self.home}/zygote.log)")
         self.pid = self.proc.pid
         self.request_lock = threading.Lock()
+        self.preloaded: set = set()
 
     @classmethod
     def get(cls, env: dict) -> "_Zygote":
@@ -145,6 +146,17 @@ class _Zygote:
                 cls._instances.clear()
                 z = cls._instances[key] = cls(env)
             return z
+
+    def preload(self, modules) -> None:
+        missing = [m for m in modules if m not in self.preloaded]
+        if not missing:
+            return
+        with self.request_lock:
+            self.proc.stdin.write(json.dumps({"preload": missing}) + "\n")
+            self.proc.stdin.flush()
+            if not self.proc.stdout.readline():
+                raise RuntimeError("the kernel zygote stopped")
+        self.preloaded.update(missing)
 
     def spawn(self, conn: str, cwd: str, env: dict, log: str) -> int:
         with self.request_lock:
@@ -220,8 +232,8 @@ class KernelSession:
                  preload=()):
         self.workdir, self.options = Path(workdir), options
         self.env = kernel_env(options, data_dir)
-        if preload:  # heavy modules the notebook is known to import: the zygote imports them once
-            self.env["COURSE_KIT_PRELOAD"] = ",".join(sorted(set(preload)))
+        self.preload = tuple(sorted(set(preload or ())))  # heavy modules the notebook imports: the zygote
+        # imports them once, for all later kernels
         self.zygote = _zygote_wanted(zygote)
         self.client = None
         self.pid = None
@@ -254,7 +266,9 @@ class KernelSession:
         log = str(private / "kernel.log")
         if self.zygote:
             try:
-                self.pid = _Zygote.get(self.env).spawn(conn, str(self.workdir), env, log)
+                zygote = _Zygote.get(self.env)
+                zygote.preload(self.preload)
+                self.pid = zygote.spawn(conn, str(self.workdir), env, log)
             except Exception:
                 self.zygote = False
         if not self.zygote:

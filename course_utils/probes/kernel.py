@@ -271,6 +271,17 @@ def zygote() -> None:
             continue
         if request.get("quit"):
             break
+        if "preload" in request:  # import more libraries here, once, for every later kernel
+            import importlib
+
+            for name in request["preload"]:
+                try:
+                    importlib.import_module(str(name))
+                except Exception:
+                    pass
+            out.write(json.dumps({"preloaded": list(request["preload"])}) + "\n")
+            out.flush()
+            continue
         pid = os.fork()
         if pid == 0:
             _child(request)
