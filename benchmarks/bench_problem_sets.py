@@ -5,12 +5,11 @@
 
 Targets (2-core CPU, where `import torch` alone costs about 4 s): grading one submission <= 20 s;
 the autoencoder_probing solution in quick mode <= 3 min, simple_clip <= 5 min.
-Peak memory is the resident memory of the kernel process and its children, sampled every 50 ms.
+Peak memory is the resident memory of the notebook's kernel process, sampled every 50 ms.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -24,25 +23,28 @@ TARGET_QUICK_MIN = {"autoencoder_probing": 3.0, "simple_clip": 5.0}
 
 
 class PeakRSS(threading.Thread):
-    """Samples the resident memory of the process tree below ``parent`` (kernels it starts)."""
+    """Peak resident memory of one notebook kernel while it watches (sampled every 50 ms).
 
-    def __init__(self, parent_pid: int):
+    Grading kernels are forked from a preloaded helper (same command line) and leave the grader's
+    process tree, so kernels are found by their command line; the largest single process is reported."""
+
+    PATTERNS = ("course_utils.probes.kernel", "ipykernel_launcher")
+
+    def __init__(self):
         super().__init__(daemon=True)
-        self.parent, self.peak, self._stop = parent_pid, 0, threading.Event()
+        self.peak, self._halt = 0, threading.Event()
 
     def run(self):
         import psutil
 
-        me = psutil.Process(self.parent)
-        while not self._stop.wait(0.05):
-            try:
-                rss = sum(p.memory_info().rss for p in me.children(recursive=True))
-            except psutil.Error:
-                continue
-            self.peak = max(self.peak, rss)
+        while not self._halt.wait(0.05):
+            for proc in psutil.process_iter(["cmdline", "memory_info"]):
+                cmd = " ".join(proc.info.get("cmdline") or [])
+                if any(p in cmd for p in self.PATTERNS) and proc.info.get("memory_info"):
+                    self.peak = max(self.peak, proc.info["memory_info"].rss)
 
     def stop(self) -> float:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak / 2**20
 
@@ -52,7 +54,7 @@ def bench_grading(pset_id: str, workdir: Path) -> tuple:
     from autograder.release import make_sample_submissions
 
     samples = make_sample_submissions(pset_id, workdir / "submitted")
-    watch = PeakRSS(os.getpid())
+    watch = PeakRSS()
     watch.start()
     start = time.perf_counter()
     result = grade_submission(pset_id, samples["solution"], "solution", GradeOptions())
@@ -67,7 +69,7 @@ def bench_quick(pset_id: str, workdir: Path) -> tuple:
     from autograder.problem_sets import get_problem_set
 
     nb = get_problem_set(pset_id).notebook
-    watch = PeakRSS(os.getpid())
+    watch = PeakRSS()
     watch.start()
     run = execute_notebook(ROOT / "solutions" / pset_id / nb, workdir / "executed" / nb, mode="quick")
     peak = watch.stop()
