@@ -26,7 +26,7 @@ from pathlib import Path
 from .problem_sets import REPO_ROOT, get_problem_set
 
 # Cells whose printed output summarises a solution run (shown by the demo), by problem set.
-SUMMARY_CELLS = {"autoencoder_probing": ("run_probes",), "simple_clip": ("run_probe", "retrieval_metrics")}
+SUMMARY_CELLS = {"autoencoder_probing": ("run_probes",), "simple_clip": ("linear_probe", "retrieval_recall")}
 
 
 def _say(msg: str) -> None:
@@ -144,11 +144,11 @@ def run_demo(args) -> int:
                 failures.append(f"{pset_id}: the solution notebook failed: {run['error']}")
                 _say(f"  FAILED: {run['error']}")
         _say(f"\n== 3. Sample submissions of {pset_id}")
-        submitted = course / "submitted"
+        submitted = course / pset_id / "submitted"  # nbgrader's layout: submitted/<student>/<id>/
         for student in make_sample_submissions(pset_id, submitted, root):
             _say(f"  {submitted / student / pset_id / pset.notebook}")
         _say(f"\n== 4. Grade them (course-kit grade {pset_id} {submitted})")
-        results = grade_samples(pset_id, submitted, course / "graded" / pset_id)
+        results = grade_samples(pset_id, submitted, course / pset_id / "graded")
         print_table(results)
         expected = {"solution": "full", "untouched": "zero"}
         for r in results:
@@ -156,7 +156,7 @@ def run_demo(args) -> int:
             got = ("full" if r["score"] == r["max_score"] else "zero" if r["score"] == 0 else "partial")
             if got != want:
                 failures.append(f"{pset_id}/{r['student']}: expected {want} marks, obtained {r['score']}/{r['max_score']}")
-        _say(f"  results and feedback: {course / 'graded' / pset_id}")
+        _say(f"  grades: {course / pset_id / 'graded' / 'grades.csv'}; feedback: {course / pset_id / 'graded' / 'feedback'}")
     _say(f"\nDone in {(time.monotonic() - t0) / 60:.1f} min.")
     for f in failures:
         _say(f"PROBLEM: {f}")

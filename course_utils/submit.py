@@ -366,10 +366,11 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
         print("submit(): skipped while the notebook is being graded.")
         return None
     colab = in_colab()
+    example = "autoencoder_probing.ipynb"
     if notebook_path is not None and not str(notebook_path).endswith(".ipynb") and not Path(notebook_path).is_file():
         # An assignment id such as "autoencoder_probing": the notebook of that name, if it is here.
-        guess = Path(f"{notebook_path}.ipynb")
-        notebook_path = guess if guess.is_file() else None
+        example = f"{notebook_path}.ipynb"
+        notebook_path = Path(example) if Path(example).is_file() else None
     if notebook_path is None:
         if colab:
             notebook_path = _colab_notebook(Path(out_dir or "/content"))
@@ -377,7 +378,7 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
             notebook_path = _local_notebook()
             if notebook_path is None:
                 print("submit(): cannot tell which file this notebook is. Save it, then run for example\n"
-                      "    submit('autoencoder_probing.ipynb', student='your_id')\n"
+                      f"    submit('{example}', student='your_id')\n"
                       "with the path of your notebook file.")
                 return None
     zip_path = prepare_submission(notebook_path, out_dir=out_dir, student=student, pdf=pdf)

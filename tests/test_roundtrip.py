@@ -33,6 +33,7 @@ def test_solution_gets_full_marks(graded):
     failed = [(u.title, c.name, c.message) for u in r.units for c in u.checks if not c.passed]
     assert failed == [] and r.score == r.max_score == get_problem_set(pset).auto_points
     assert r.status == "graded"
+    assert not r.flags, f"an honest solution was flagged: {r.flags} {r.notes}"
 
 
 def test_untouched_release_gets_zero(graded):
@@ -52,6 +53,7 @@ def test_wrong_samples_get_partial_credit(graded):
     for student in wrong:
         r = results[student]
         assert 0 < r.score < r.max_score, (student, r.score)
+        assert not r.flags, f"an honest submission was flagged: {r.flags}"
         failed = [c for u in r.units for c in u.checks if not c.passed]
         assert all("expected" in c.message for c in failed), [c.message for c in failed]
 

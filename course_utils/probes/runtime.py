@@ -94,6 +94,11 @@ def _watched_objects():
     import torch.nn.functional
     import torch.serialization
 
+    try:  # torch wraps some of its functions (torch.manual_seed ...) when this is first imported, which
+        import torch._dynamo  # noqa: F401  the first optimizer.step() does; take the snapshot after that
+    except Exception:  # pragma: no cover - builds without dynamo
+        pass
+
     import course_utils.probes as probes_pkg
 
     out = [("torch", torch, None), ("torch.Tensor", torch.Tensor, None), ("torch.nn.functional", torch.nn.functional, None),
