@@ -332,7 +332,7 @@ def _worker_init(warm: dict | None = None) -> None:
 
 def grade_job(job: dict) -> dict:
     """Grade one student's submission in a worker; write its result file; return a summary."""
-    from .grader import GradeOptions, SubmissionResult, _zero_result
+    from .grader import GradeOptions, _zero_result
     from .problem_sets import get_problem_set
 
     out_dir = Path(job["out"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -131,13 +130,13 @@ def fill_solutions(release_nb, source_nb):
             continue
         if cell.cell_type == "code":
             regions = iter(solution_regions(src.source))
-            cell.source = _STUB.sub(lambda m: _indent_like(m.group(0), next(regions, "")), cell.source)
+            cell.source = _STUB.sub(lambda _m: _ensure_newline(next(regions, "")), cell.source)
         else:
             cell.source = "".join(solution_regions(src.source + "\n")) or cell.source
     return nb
 
 
-def _indent_like(stub: str, code: str) -> str:
+def _ensure_newline(code: str) -> str:
     return code if code.endswith("\n") else code + "\n"
 
 
@@ -167,7 +166,3 @@ def make_sample_submissions(pset_id: str, out_dir, root: Path = REPO_ROOT) -> di
         nbformat.write(nb, str(path))
         out[student] = path
     return out
-
-
-def copy_release(root: Path, dest: Path) -> None:  # pragma: no cover - convenience
-    shutil.copytree(root / "assignments", dest, dirs_exist_ok=True)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from course_utils.checkpoint import Checkpointer, CheckpointError, capture_rng_state, restore_rng_state
-from course_utils.training import History, fit
+from course_utils.training import fit
 
 NUM_EPOCHS = 5
 

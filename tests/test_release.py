@@ -1,6 +1,5 @@
 """The committed release matches source/, and released notebooks hold no solution or hidden test."""
 import json
-from pathlib import Path
 
 import nbformat
 import pytest

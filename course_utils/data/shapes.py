@@ -25,7 +25,7 @@ import math
 import os
 import random
 import zipfile
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch

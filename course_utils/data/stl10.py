@@ -19,7 +19,6 @@ torchvision's ``STL10.__loadfile``).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
