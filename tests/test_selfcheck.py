@@ -47,3 +47,10 @@ def test_selfcheck_command_and_in_notebook_call(samples, capsys, monkeypatch):
     assert "0 of 4 autograded parts" in out and "NotImplementedError" in out
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # inside a grading kernel it never recurses
     assert selfcheck(samples["untouched"]) is None
+
+
+def test_selfcheck_by_assignment_id_finds_the_notebook_or_says_how(samples, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert selfcheck("autoencoder_probing") is None
+    assert "selfcheck('autoencoder_probing.ipynb')" in capsys.readouterr().out
