@@ -133,20 +133,13 @@ def selfcheck(notebook_path=None) -> Optional[SelfCheckReport]:
     if os.environ.get("NBGRADER_EXECUTION"):
         print("selfcheck(): skipped while the notebook is being checked or graded.")
         return None
-    example = "autoencoder_probing.ipynb"
-    if notebook_path is not None and not str(notebook_path).endswith(".ipynb") and not Path(notebook_path).is_file():
-        # An assignment id such as "autoencoder_probing": the notebook of that name, if it is here.
-        example = f"{notebook_path}.ipynb"
-        notebook_path = Path(example) if Path(example).is_file() else None
-    if notebook_path is None:
-        from .colab import in_colab
-        from .submit import _colab_notebook, _local_notebook
+    from .submit import find_notebook
 
-        notebook_path = _colab_notebook(Path("/content")) if in_colab() else _local_notebook()
-        if notebook_path is None:
-            print("selfcheck(): cannot tell which file this notebook is. Save it, then run for example\n"
-                  f"    selfcheck('{example}')")
-            return None
+    notebook_path, example = find_notebook(notebook_path)
+    if notebook_path is None:
+        print("selfcheck(): cannot tell which file this notebook is. Save it, then run for example\n"
+              f"    selfcheck('{example}')")
+        return None
     print(f"Running {Path(notebook_path).name} from top to bottom in a fresh process (grading mode) ...", flush=True)
     report = run_selfcheck(notebook_path)
     print(report.summary())

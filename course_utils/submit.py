@@ -352,6 +352,21 @@ def _local_notebook() -> Optional[Path]:
     return None
 
 
+def find_notebook(notebook_path=None, colab_dir: Union[str, Path] = "/content"):
+    """Which notebook file a cell means: a path, an assignment id (``"autoencoder_probing"`` ->
+    ``autoencoder_probing.ipynb`` here), or ``None`` for the running notebook (Colab's open notebook,
+    or the local Jupyter session). Returns ``(path or None, an example file name for messages)``."""
+    from .colab import in_colab
+
+    example = "autoencoder_probing.ipynb"
+    if notebook_path is not None and not str(notebook_path).endswith(".ipynb") and not Path(notebook_path).is_file():
+        example = f"{notebook_path}.ipynb"
+        notebook_path = Path(example) if Path(example).is_file() else None
+    if notebook_path is None:
+        notebook_path = _colab_notebook(Path(colab_dir)) if in_colab() else _local_notebook()
+    return notebook_path, example
+
+
 def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] = None, pdf: bool = True,
            out_dir: Union[str, Path, None] = None) -> Path:
     """Package this notebook for upload (run it as the notebook's last cell).
@@ -366,21 +381,12 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
         print("submit(): skipped while the notebook is being graded.")
         return None
     colab = in_colab()
-    example = "autoencoder_probing.ipynb"
-    if notebook_path is not None and not str(notebook_path).endswith(".ipynb") and not Path(notebook_path).is_file():
-        # An assignment id such as "autoencoder_probing": the notebook of that name, if it is here.
-        example = f"{notebook_path}.ipynb"
-        notebook_path = Path(example) if Path(example).is_file() else None
+    notebook_path, example = find_notebook(notebook_path, out_dir or "/content")
     if notebook_path is None:
-        if colab:
-            notebook_path = _colab_notebook(Path(out_dir or "/content"))
-        else:
-            notebook_path = _local_notebook()
-            if notebook_path is None:
-                print("submit(): cannot tell which file this notebook is. Save it, then run for example\n"
-                      f"    submit('{example}', student='your_id')\n"
-                      "with the path of your notebook file.")
-                return None
+        print("submit(): cannot tell which file this notebook is. Save it, then run for example\n"
+              f"    submit('{example}', student='your_id')\n"
+              "with the path of your notebook file.")
+        return None
     zip_path = prepare_submission(notebook_path, out_dir=out_dir, student=student, pdf=pdf)
     if colab:
         try:
@@ -396,7 +402,7 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
     return zip_path
 
 
-__all__ = ["Issue", "SubmissionError", "read_notebook", "validate", "check_notebook", "strip_personal_metadata",
+__all__ = ["Issue", "SubmissionError", "find_notebook", "read_notebook", "validate", "check_notebook", "strip_personal_metadata",
            "assignment_name", "pdf_tools", "export_pdf", "prepare_submission", "submit"]
 
 if __name__ == "__main__":  # python -m course_utils.submit NOTEBOOK [STUDENT]
