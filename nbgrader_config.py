@@ -16,6 +16,9 @@ c.CourseDirectory.solution_directory = "solutions"
 c.CourseDirectory.submitted_directory = os.path.join("course", "submitted")
 c.CourseDirectory.autograded_directory = os.path.join("course", "autograded")
 c.CourseDirectory.feedback_directory = os.path.join("course", "feedback")
+# course/ is git-ignored, so a fresh clone has none: create it, or sqlite cannot open the gradebook
+# ("unable to open database file") once `nbgrader generate_assignment --force` has already cleared the release.
+os.makedirs(os.path.join(ROOT, "course"), exist_ok=True)
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "course", "gradebook.db")
 c.CourseDirectory.course_id = "representation-learning"
 # Only notebooks are released: nothing else in source/<id>/ may reach students.
@@ -31,3 +34,23 @@ c.Execute.interrupt_on_timeout = True
 from nbgrader.preprocessors import ClearMarkScheme, ClearOutput, IncludeHeaderFooter, LockCells  # noqa: E402
 
 c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput, ClearMarkScheme]
+
+# nbgrader itself, with the kit's preprocessors (autograder/nbgrader_ext.py explains each):
+# - autograde: a test cell whose hidden tests were removed at release is not "changed" (no checksum
+#   warning for cells the student could not edit; a student's edit of a locked cell is still reported);
+# - feedback: no hidden-test source, no tracebacks, no paths into the instructor's files.
+import sys  # noqa: E402
+
+try:
+    import autograder.nbgrader_ext  # noqa: F401
+except ImportError:  # nbgrader run from a copy of the course that is not installed
+    sys.path.insert(0, ROOT)
+from autograder.nbgrader_ext import CleanFeedback, RestoreHiddenTests  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (  # noqa: E402
+    CheckCellMetadata, ClearHiddenTests, DeduplicateIds, GetGrades, OverwriteKernelspec)
+
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreHiddenTests,
+                                      CheckCellMetadata]
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CleanFeedback, CSSHTMLHeaderPreprocessor]
+c.CleanFeedback.course_root = ROOT

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from course_utils.probes import autoencoder_probing as probes
 
-from .core import ManualUnit, ProblemSet, Unit, assert_unit, check, fmt_shape
+from .core import ManualUnit, ProblemSet, Unit, begin_test_cell, check, fmt_shape, score_unit  # noqa: F401
 
 PSET_ID = "autoencoder_probing"
 ENCODER_PARAMS = 42_156
@@ -327,20 +327,20 @@ PROBLEM_SET = ProblemSet(
 # ---- entry points of the source notebook's hidden test regions ----------------------------------
 
 def test_encoder(Encoder):  # noqa: N803 - the student's class, by its course name
-    return assert_unit(PROBLEM_SET.unit("test_encoder"), {"Encoder": Encoder})
+    return score_unit(PROBLEM_SET.unit("test_encoder"), {"Encoder": Encoder})
 
 
 def test_decoder(Decoder):  # noqa: N803
-    return assert_unit(PROBLEM_SET.unit("test_decoder"), {"Decoder": Decoder})
+    return score_unit(PROBLEM_SET.unit("test_decoder"), {"Decoder": Decoder})
 
 
 def test_train_ae(train_ae):
-    return assert_unit(PROBLEM_SET.unit("test_train_ae"), {"train_ae": train_ae})
+    return score_unit(PROBLEM_SET.unit("test_train_ae"), {"train_ae": train_ae})
 
 
 def test_train_classifier(train_classifier, SUPERVISED):  # noqa: N803
-    return assert_unit(PROBLEM_SET.unit("test_train_classifier"),
-                       {"train_classifier": train_classifier, "SUPERVISED": SUPERVISED})
+    return score_unit(PROBLEM_SET.unit("test_train_classifier"),
+                      {"train_classifier": train_classifier, "SUPERVISED": SUPERVISED})
 
 
 # Sample submissions of the main job: {student: (grade_id of the cell, text, replacement)}.

@@ -14,13 +14,35 @@ Tampering with the kernel (patching ``torch.allclose``, replacing modules in ``s
 printing fake "passed" lines) changes nothing: the comparison happens in the grader's process.
 
 The same two halves also run together in one process (:func:`run_unit`), which is what the
-hidden cell of a source notebook calls (``autograder.autoencoder_probing.test_decoder(Decoder)``)
-so that ``nbgrader validate`` works on the instructor's source notebook.
+hidden region of a source notebook's test cell calls (``autograder.autoencoder_probing.test_decoder(Decoder)``)
+so that ``nbgrader validate`` and ``nbgrader autograde`` work on their own. That call
+(:func:`score_unit`) prints each failed check's name and message and *returns the unit's points as
+a plain float*: nbgrader reads a graded cell's last value (its ``execute_result``) as the cell's
+partial credit, so ``nbgrader autograde`` gives the same points as ``course-kit grade``. A test cell
+of a source notebook therefore looks like this::
+
+    # Visible checks for Decoder (1 point). The grader also runs hidden checks.
+    ### BEGIN HIDDEN TESTS
+    import autograder.autoencoder_probing as _ag
+    _ag.begin_test_cell()  # the hidden test below gives the points: visible checks report, never stop the cell
+    ### END HIDDEN TESTS
+    checks.check_decoder(Decoder)
+    ### BEGIN HIDDEN TESTS
+    _ag.test_decoder(Decoder)
+    ### END HIDDEN TESTS
+
+Students see the comment and the visible check only. nbgrader scores a graded cell 0 when it has an
+error *or anything written to stderr*, so nothing here raises for a failed check or writes to stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import re
+import sys
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -126,6 +148,66 @@ def run_unit(unit: Unit, objects: dict, seed: int = 0) -> list:
         observations = {"error": f"{unit.title} raised an error when the grader ran it: {tb}"}
     with single_thread():
         return judge_safely(unit, observations, inputs)
+
+
+# The seed of the hidden checks' inputs: the same as ``course-kit grade`` (``GradeOptions.seed`` in
+# autograder/grader.py), so that nbgrader and the kit's grader check the same inputs.
+DEFAULT_SEED = 20261123
+
+
+def hidden_test_seed() -> int:
+    return int(os.environ.get("AUTOGRADER_SEED", str(DEFAULT_SEED)))
+
+
+def begin_test_cell() -> None:
+    """Top of a test cell's hidden tests: the visible checks that follow print their failures instead of
+    stopping the cell, since the hidden test at the end of the cell gives its points."""
+    try:
+        from course_utils import checks
+    except ImportError:  # pragma: no cover - course_utils is a dependency of autograder
+        return
+    checks.report_failures_only(True)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_ROOT_DIR = os.path.dirname(_PACKAGE_DIR)
+
+
+def student_text(text: str) -> str:
+    """A message fit for a student: no path into the instructor's files, no terminal colours."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(text))
+    for prefix in (_PACKAGE_DIR, _ROOT_DIR):
+        text = text.replace(prefix + os.sep, "").replace(prefix, "")
+    return text
+
+
+def score_unit(unit: Unit, objects: dict, seed: int | None = None) -> float:
+    """Hidden-test entry point of a source notebook's test cell: the unit's points as a plain float.
+
+    Runs probe and judge here (:func:`run_unit`), prints one line per failed check (its name, points and
+    what was expected and obtained) and returns the points earned, which nbgrader reads as the cell's
+    partial credit. It never raises for a failed check and never writes to stderr (nbgrader gives 0 to
+    a graded cell with an error or stderr output); warnings of the student's code are silenced here.
+    """
+    try:
+        from course_utils import checks
+
+        checks.report_failures_only(False)
+    except ImportError:  # pragma: no cover
+        pass
+    seed = hidden_test_seed() if seed is None else seed
+    with warnings.catch_warnings(), contextlib.redirect_stderr(sys.stdout):
+        warnings.simplefilter("ignore")
+        results = run_unit(unit, objects, seed)
+    points = round(sum(r.points for r in results), 6)
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        print(f"{unit.title}: all {len(results)} checks passed ({unit.points:g} pt)")
+    else:
+        print(f"{unit.title}: {points:g} of {unit.points:g} pt; {len(failed)} of {len(results)} hidden checks failed:")
+        for r in failed:
+            print(f"- {r.name} (0 of {r.max_points:.3g} pt): {student_text(r.message)}")
+    return float(points)
 
 
 def assert_unit(unit: Unit, objects: dict, seed: int = 0) -> list:

@@ -61,13 +61,29 @@ def execute_notebook(path: Path, out_path: Path, mode: str = "quick", timeout: i
     out_path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out_path))
     shutil.rmtree(workdir, ignore_errors=True)
-    summaries = {}
+    summaries, scores = {}, {}
     for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        gid = meta.get("grade_id")
         if cell.cell_type == "code" and gid:
             text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
             summaries[gid] = text
-    return {"seconds": seconds, "error": error, "summaries": summaries}
+            if meta.get("grade"):  # a test cell: its hidden test's value is its points, as nbgrader reads them
+                scores[gid] = (graded_cell_points(cell), float(meta.get("points", 0)))
+    return {"seconds": seconds, "error": error, "summaries": summaries, "scores": scores}
+
+
+def graded_cell_points(cell) -> float | None:
+    """The points a test cell's output gives (its last value, as nbgrader reads it); None: no value."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return 0.0
+        if out.get("output_type") == "execute_result":
+            try:
+                return float(str(out.get("data", {}).get("text/plain", "")).strip())
+            except ValueError:
+                return None
+    return None
 
 
 def grade_samples(pset_id: str, submitted: Path, out: Path, workers: int = 2) -> list:
@@ -143,6 +159,10 @@ def run_demo(args) -> int:
             if run["error"]:
                 failures.append(f"{pset_id}: the solution notebook failed: {run['error']}")
                 _say(f"  FAILED: {run['error']}")
+            for gid, (points, max_points) in run["scores"].items():
+                if points is None or points < max_points:
+                    failures.append(f"{pset_id}: the solution's hidden test {gid} gave {points} of {max_points:g} points")
+                    _say(f"  FAILED: hidden test {gid}: {points} of {max_points:g} points")
         _say(f"\n== 3. Sample submissions of {pset_id}")
         submitted = course / pset_id / "submitted"  # nbgrader's layout: submitted/<student>/<id>/
         for student in make_sample_submissions(pset_id, submitted, root):
@@ -172,18 +192,27 @@ def add_arguments_demo(parser) -> None:
 
 def add_arguments_release(parser) -> None:
     parser.add_argument("pset", nargs="*", help="problem set ids (default: every one in source/)")
+    parser.add_argument("--no-gradebook", action="store_true",
+                        help="do not record the problem sets in nbgrader's gradebook (course/gradebook.db)")
 
 
 def run_release(args) -> int:
-    from .release import build_release
+    from .release import ReleaseError, build_release
 
-    for pset, (rel, sol) in build_release(REPO_ROOT, args.pset or None).items():
+    try:
+        built = build_release(REPO_ROOT, args.pset or None, gradebook=not args.no_gradebook)
+    except (ReleaseError, KeyError) as exc:
+        print(f"course-kit release: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 1
+    for pset, (rel, sol) in built.items():
         _say(f"{pset}: {rel.relative_to(REPO_ROOT)}, {sol.relative_to(REPO_ROOT)}")
+    if not args.no_gradebook:
+        _say("recorded in nbgrader's gradebook (course/gradebook.db), as `nbgrader generate_assignment` does")
     return 0
 
 
 def add_arguments_check_release(parser) -> None:
-    add_arguments_release(parser)
+    parser.add_argument("pset", nargs="*", help="problem set ids (default: every one in source/)")
 
 
 def run_check_release(args) -> int:

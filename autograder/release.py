@@ -2,14 +2,21 @@
 
 ``build_release`` runs ``nbgrader generate_assignment`` and ``nbgrader generate_solution`` on
 ``source/<id>/`` (configuration in ``nbgrader_config.py``: released notebooks to ``assignments/``,
-solutions to ``solutions/``). ``check_drift`` rebuilds into a temporary folder and compares with the
-committed files, so a source edit that was not released is caught by the tests.
+solutions to ``solutions/``). It builds into a temporary folder and replaces ``assignments/<id>`` and
+``solutions/<id>`` only once nbgrader has succeeded for every problem set, so a failing build never
+destroys the committed files (``nbgrader generate_assignment --force`` deletes the release before it
+converts anything). With ``gradebook=True`` (``course-kit release``) the problem set is also recorded
+in nbgrader's gradebook, as ``nbgrader generate_assignment`` does, so that ``nbgrader autograde`` restores
+the hidden tests of the source that was released. ``check_drift`` rebuilds into a temporary folder and
+compares with the committed files, so a source edit that was not released is caught by the tests.
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -24,20 +31,21 @@ class ReleaseError(RuntimeError):
     """nbgrader could not build a release; the message carries the end of its log."""
 
 
-def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path):
+def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path, gradebook: bool = False):
     from traitlets.config.loader import PyFileConfigLoader
 
     cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     cfg.CourseDirectory.root = str(root)
     cfg.CourseDirectory.release_directory = str(release_dir)
     cfg.CourseDirectory.solution_directory = str(solution_dir)
-    cfg.GenerateAssignment.no_database = True  # the gradebook is for grading; releasing needs none
-    cfg.SaveCells.enabled = False
+    if not gradebook:  # a drift check or a build elsewhere: the gradebook is left alone
+        cfg.GenerateAssignment.no_database = True
+        cfg.SaveCells.enabled = False
     cfg.BaseConverter.force = True
     return cfg
 
 
-def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path) -> None:
+def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path, gradebook: bool = False) -> None:
     """``nbgrader generate_assignment`` + ``generate_solution`` for one problem set, in this process."""
     import logging
 
@@ -49,7 +57,7 @@ def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path) -> N
         def init_assignment(self, assignment_id, student_id):  # no gradebook lookup: releasing needs none
             BaseConverter.init_assignment(self, assignment_id, student_id)
 
-    cfg = _load_nbgrader_config(root, release_dir, solution_dir)
+    cfg = _load_nbgrader_config(root, release_dir, solution_dir, gradebook)
     for converter_cls in (GenerateAssignment, _Solution):
         coursedir = CourseDirectory(config=cfg)
         coursedir.assignment_id = pset
@@ -67,20 +75,49 @@ def available_psets(root: Path = REPO_ROOT) -> list:
             and (root / "source" / p / get_problem_set(p).notebook).is_file()]
 
 
-def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution_dir=None) -> dict:
-    """Generate the student and solution notebooks; returns {pset: (release path, solution path)}."""
+def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution_dir=None,
+                  gradebook: bool = False) -> dict:
+    """Generate the student and solution notebooks; returns {pset: (release path, solution path)}.
+
+    Everything is built in a temporary folder first; ``<release_dir>/<pset>`` and ``<solution_dir>/<pset>``
+    are replaced only when nbgrader has built every problem set, so a failure leaves them as they were.
+    ``gradebook``: also record the problem sets in nbgrader's gradebook (``nbgrader_config.py``'s db_url).
+    """
     root = Path(root)
     psets = list(psets or available_psets(root))
     release_dir = Path(release_dir or root / "assignments").resolve()
     solution_dir = Path(solution_dir or root / "solutions").resolve()
+    release_dir.parent.mkdir(parents=True, exist_ok=True)
     out = {}
-    for pset in psets:
-        nb_name = get_problem_set(pset).notebook
-        _generate(pset, root, release_dir, solution_dir)
-        out[pset] = (release_dir / pset / nb_name, solution_dir / pset / nb_name)
-        if not out[pset][0].is_file() or not out[pset][1].is_file():
-            raise ReleaseError(f"nbgrader wrote no notebook for {pset}; check source/{pset}/{nb_name}.")
+    with tempfile.TemporaryDirectory(prefix="release_") as tmp:
+        tmp_release, tmp_solution = Path(tmp) / "assignments", Path(tmp) / "solutions"
+        for pset in psets:
+            nb_name = get_problem_set(pset).notebook
+            _generate(pset, root, tmp_release, tmp_solution, gradebook)
+            for built in (tmp_release / pset / nb_name, tmp_solution / pset / nb_name):
+                if not built.is_file():
+                    raise ReleaseError(f"nbgrader wrote no notebook for {pset}; check source/{pset}/{nb_name}. "
+                                       f"{release_dir.name}/ and {solution_dir.name}/ were left as they were.")
+        for pset in psets:  # nbgrader succeeded for every problem set: now replace what was there
+            nb_name = get_problem_set(pset).notebook
+            for built_dir, final_dir in ((tmp_release, release_dir), (tmp_solution, solution_dir)):
+                _replace_dir(built_dir / pset, final_dir / pset)
+            out[pset] = (release_dir / pset / nb_name, solution_dir / pset / nb_name)
     return out
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` where ``target`` is, keeping ``target`` until ``new`` is in place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".{target.name}.new")
+    old = target.with_name(f".{target.name}.old")
+    for leftover in (staged, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(new, staged)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _canonical(path: Path) -> str:

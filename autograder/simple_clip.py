@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from course_utils.probes import simple_clip as probes
 
-from .core import ManualUnit, ProblemSet, Unit, assert_unit, check, fmt_shape
+from .core import ManualUnit, ProblemSet, Unit, begin_test_cell, check, fmt_shape, score_unit  # noqa: F401
 
 PSET_ID = "simple_clip"
 EMBED_DIM = 256  # the shared embedding space of the problem set
@@ -472,15 +472,15 @@ PROBLEM_SET = ProblemSet(
 # ---- entry points of the source notebook's hidden test regions ----------------------------------
 
 def test_projection_head(ProjectionHead):  # noqa: N803 - the student's class, by its course name
-    return assert_unit(PROBLEM_SET.unit("test_projection_head"), {"ProjectionHead": ProjectionHead})
+    return score_unit(PROBLEM_SET.unit("test_projection_head"), {"ProjectionHead": ProjectionHead})
 
 
 def test_clip_model(CLIPModel):  # noqa: N803
-    return assert_unit(PROBLEM_SET.unit("test_clip_model"), {"CLIPModel": CLIPModel})
+    return score_unit(PROBLEM_SET.unit("test_clip_model"), {"CLIPModel": CLIPModel})
 
 
 def test_retrieve_images(retrieve_images):
-    return assert_unit(PROBLEM_SET.unit("test_retrieve_images"), {"retrieve_images": retrieve_images})
+    return score_unit(PROBLEM_SET.unit("test_retrieve_images"), {"retrieve_images": retrieve_images})
 
 
 # Sample submissions of the main job: {student: (grade_id of the cell, text, replacement)}.

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import CheckFailed, _ok, _one_thread, _require, _shape, count_parameters
+from .checks import CheckFailed, _ok, _one_thread, _require, _shape, _visible, count_parameters
 from .probes.simple_clip import RigImageEncoder, RigRetrievalModel, RigTextEncoder
 
 __all__ = ["CheckFailed", "check_projection_head", "check_clip_model", "check_retrieve_images"]
@@ -37,6 +37,7 @@ def _require_unit_rows(x: torch.Tensor, what: str, hint: str) -> None:
     _require(ok, f"every row of {what} to have L2 norm 1", _norms(x), hint)
 
 
+@_visible
 @_one_thread
 def check_projection_head(ProjectionHead) -> None:  # noqa: N803 - the student's class
     """ProjectionHead(12, 16) on a (4, 12) input: one Linear (208 parameters), unit-norm (4, 16) rows."""
@@ -80,6 +81,7 @@ def _loss(model, i, t) -> float:
     return float(value)
 
 
+@_visible
 @_one_thread
 def check_clip_model(CLIPModel) -> None:  # noqa: N803
     """Embeddings on tiny encoders, the loss on hand-made pairs, and one training step."""
@@ -146,6 +148,7 @@ def check_clip_model(CLIPModel) -> None:  # noqa: N803
     print("CLIPModel: visible checks passed.")
 
 
+@_visible
 @_one_thread
 def check_retrieve_images(retrieve_images) -> None:
     """Five images with hand-made embeddings and the query "red": the best three by cosine similarity."""
