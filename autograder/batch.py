@@ -32,8 +32,12 @@ its own fresh kernel (one torch thread), bounded by ``--timeout`` per cell, ``--
 unit, ``--total-timeout`` for all cells, and ``--memory-mb``. A result is written to
 ``<out>/results/<student>.json`` the moment it is known, so an interrupted run loses nothing: running
 the command again grades only what is missing or changed (``--regrade`` grades everything again).
-Then ``<out>/grades.csv`` (one row per student: per-unit points, total, max) and
-``<out>/feedback/<student>.html`` are written and a table is printed.
+Then ``<out>/grades.csv`` (one row per student: per-unit points, manual points when known, total, max) and
+``<out>/feedback/<student>.html`` are written and a table is printed, followed by a class summary
+(``<out>/summary.csv``: each check's pass rate; ``<out>/scores.png``: histogram of the totals; see
+:mod:`autograder.summary`). With ``--gradebook course/gradebook.db`` the automatic points also go into
+nbgrader's gradebook and the manual points graded there come back into ``grades.csv``
+(:mod:`autograder.gradebook`), so that ``nbgrader export`` gives one final grade.
 
 A worker process that dies while grading (a notebook can signal its grader: see the trust model in
 :mod:`autograder.grader`) does not stop the batch: the submissions it was grading are graded again,
@@ -435,14 +439,22 @@ def load_results(out_dir) -> dict:
     return results
 
 
-def export_csv(pset_id: str, results: dict, path) -> Path:
-    """grades.csv: one row per student, the points of every unit, total and max (autograded)."""
+def export_csv(pset_id: str, results: dict, path, manual: dict | None = None) -> Path:
+    """grades.csv: one row per student, the points of every unit, total and max.
+
+    ``manual``: {student id (the key of ``results``): {grade_id: points}} of the manually graded cells, as
+    read from nbgrader's gradebook (:func:`autograder.gradebook.read_manual_scores`); a manual cell not
+    graded yet stays empty. ``total`` is the automatic points plus the manual points known so far, out of
+    ``max``, the problem set's total (automatic + manual, e.g. 4 + 1 = 5).
+    """
     from .problem_sets import get_problem_set
 
     pset = get_problem_set(pset_id)
     auto = [u.grade_id for u in pset.units]
-    manual = [m.grade_id for m in pset.manual]
-    header = ["student", *auto, *[f"{m} (manual)" for m in manual], "total", "max", "status", "notebook", "flags", "notes"]
+    manual_ids = [m.grade_id for m in pset.manual]
+    manual = manual or {}
+    header = ["student", *auto, *[f"{m} (manual)" for m in manual_ids], "total", "max", "status", "notebook",
+              "flags", "notes"]
     path = Path(path)
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
@@ -451,8 +463,12 @@ def export_csv(pset_id: str, results: dict, path) -> Path:
         for key in sorted(results, key=lambda k: results[k].student.lower()):
             r = results[key]
             points = {u.grade_id: u.points for u in r.units if not u.manual}
-            w.writerow([r.student, *[_num(points.get(g, 0.0)) for g in auto], *["" for _ in manual],
-                        _num(r.score), _num(r.max_score), r.status, r.notebook, " | ".join(r.flags), " | ".join(r.notes)])
+            given = manual.get(key, {})
+            hand = [given.get(m) for m in manual_ids]
+            total = r.score + sum(x for x in hand if x is not None)
+            w.writerow([r.student, *[_num(points.get(g, 0.0)) for g in auto], *["" if x is None else _num(x) for x in hand],
+                        _num(total), _num(pset.total_points), r.status, r.notebook, " | ".join(r.flags),
+                        " | ".join(r.notes)])
     os.replace(tmp, path)
     return path
 
@@ -600,6 +616,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name-regex", default=None,
                         help="regex with a (?P<student>...) group to read student ids from file names")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--gradebook", default=None, metavar="PATH",
+                        help="nbgrader gradebook (e.g. course/gradebook.db, or a database URL) to write the automatic "
+                             "points into, and to read the manual points back from, for one final grade")
 
 
 def run(args) -> int:
@@ -611,6 +630,14 @@ def run(args) -> int:
     except KeyError as exc:
         print(f"course-kit grade: {exc.args[0]}", file=sys.stderr)
         return 2
+    if getattr(args, "gradebook", None):  # a wrong path is said now, not after grading the class
+        from .gradebook import GradebookError, db_url
+
+        try:
+            db_url(args.gradebook)
+        except GradebookError as exc:
+            print(f"course-kit grade: --gradebook: {exc}", file=sys.stderr)
+            return 2
     out = Path(args.out or f"graded_{args.pset}")
     options = GradeOptions(cell_timeout=args.timeout, total_timeout=args.total_timeout,
                            probe_timeout=args.probe_timeout, memory_mb=args.memory_mb)
@@ -624,7 +651,22 @@ def run(args) -> int:
         print("\ncourse-kit grade: interrupted; results so far are saved. Run the same command again to resume.",
               file=sys.stderr)
         return 130
+    manual = None
+    if getattr(args, "gradebook", None):
+        from .gradebook import GradebookError, sync_gradebook
+
+        try:
+            manual = sync_gradebook(args.pset, report.results, args.gradebook, out / "grades.csv")
+        except GradebookError as exc:
+            print(f"course-kit grade: gradebook {args.gradebook}: {exc}", file=sys.stderr)
+            return 1
     print_table(report.results)
+    from .summary import summary_text, write_summary
+
+    print("\n" + summary_text(write_summary(args.pset, report.results, out, manual)))
+    if manual is not None:
+        print(f"Gradebook {args.gradebook}: automatic points written for {len(report.results)} students; "
+              f"manual points read back for {len(manual)}. `nbgrader export` gives the final grades.")
     print(f"\n{len(report.graded)} graded, {len(report.skipped)} already graded (skipped), "
           f"{len(report.errors)} grader errors, {len(report.killed)} killed their grader; "
           f"{report.seconds:.1f} s. Results: {out / 'results'}; grades: {out / 'grades.csv'}; "

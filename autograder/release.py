@@ -31,7 +31,9 @@ class ReleaseError(RuntimeError):
     """nbgrader could not build a release; the message carries the end of its log."""
 
 
-def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path, gradebook: bool = False):
+def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path, gradebook=False):
+    """nbgrader's configuration of the course at ``root``; ``gradebook``: record the release in the
+    gradebook (``True``: the configured one; a string: that database URL; ``False``: none)."""
     from traitlets.config.loader import PyFileConfigLoader
 
     cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
@@ -41,11 +43,13 @@ def _load_nbgrader_config(root: Path, release_dir: Path, solution_dir: Path, gra
     if not gradebook:  # a drift check or a build elsewhere: the gradebook is left alone
         cfg.GenerateAssignment.no_database = True
         cfg.SaveCells.enabled = False
+    elif isinstance(gradebook, str):
+        cfg.CourseDirectory.db_url = gradebook
     cfg.BaseConverter.force = True
     return cfg
 
 
-def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path, gradebook: bool = False) -> None:
+def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path, gradebook=False) -> None:
     """``nbgrader generate_assignment`` + ``generate_solution`` for one problem set, in this process."""
     import logging
 
@@ -76,12 +80,13 @@ def available_psets(root: Path = REPO_ROOT) -> list:
 
 
 def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution_dir=None,
-                  gradebook: bool = False) -> dict:
+                  gradebook=False) -> dict:
     """Generate the student and solution notebooks; returns {pset: (release path, solution path)}.
 
     Everything is built in a temporary folder first; ``<release_dir>/<pset>`` and ``<solution_dir>/<pset>``
     are replaced only when nbgrader has built every problem set, so a failure leaves them as they were.
-    ``gradebook``: also record the problem sets in nbgrader's gradebook (``nbgrader_config.py``'s db_url).
+    ``gradebook``: also record the problem sets in nbgrader's gradebook (``True``: ``nbgrader_config.py``'s
+    db_url; a string: that database URL).
     """
     root = Path(root)
     psets = list(psets or available_psets(root))
