@@ -129,8 +129,8 @@ def write_histogram(summary: ClassSummary, path) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     top = float(summary.max_total) or 1.0
     edges = [i * 0.5 for i in range(int(top * 2) + 2)]
-    ax.hist(summary.totals, bins=edges, color="#3b6ea8", edgecolor="white", align="left")
-    ax.set_xlim(-0.5, top + 0.5)
+    ax.hist(summary.totals, bins=edges, color="#3b6ea8", edgecolor="white")  # [0, 0.5), [0.5, 1) ... [top, top + 0.5)
+    ax.set_xlim(0, top + 0.5)
     ax.set_xticks([float(i) for i in range(int(top) + 1)])
     ax.yaxis.get_major_locator().set_params(integer=True)
     manual = (f"; manual points graded for {summary.manual_graded} of {summary.students}"
@@ -161,7 +161,8 @@ def summary_text(summary: ClassSummary, hardest: int = 3) -> str:
     checks = sorted((r for r in summary.rates if r.check != UNIT_TOTAL and r.graded and r.rate < 1.0),
                     key=lambda r: (r.rate, r.unit, r.check))[:hardest]
     if checks:
-        lines.append("Hardest checks: " + "; ".join(f"{r.unit}: {r.check} ({r.rate:.0%} passed)" for r in checks) + ".")
+        named = [r.check if r.check.startswith(r.unit) else f"{r.unit}: {r.check}" for r in checks]
+        lines.append("Hardest checks: " + "; ".join(f"{n} ({r.rate:.0%} passed)" for n, r in zip(named, checks)) + ".")
     else:
         lines.append("Every student passed every automatic check.")
     if summary.csv_path or summary.png_path:
