@@ -164,7 +164,9 @@ class _Zygote:
         self.scratch = tempfile.mkdtemp(prefix="ck_scratch_") if sandbox else self.home
         cmd = [sys.executable, "-m", "course_utils.probes.kernel", "--zygote"]
         if sandbox:
-            cmd = sandbox_command(self.scratch, env) + cmd
+            # A shell stays behind the zygote, so that a kernel that kills its zygote does not end the sandbox
+            # (and itself with it) a moment later, in the middle of another cell.
+            cmd = sandbox_command(self.scratch, env) + ["/bin/sh", "-c", '"$@"; exec sleep 2147483647 <&- >&-', "sh", *cmd]
             env = dict(env, **sandbox_env(self.scratch))
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(self.home, "zygote.log"), "ab"),
@@ -190,7 +192,7 @@ class _Zygote:
         key = json.dumps([sandbox, sorted(env.items())])
         with cls._lock:
             z = cls._instances.get(key)
-            if z is None or z.proc.poll() is not None:
+            if z is None or z.proc.poll() is not None or not _alive(z.zygote_pid):
                 for other in list(cls._instances.values()):  # one preloaded process at a time (memory)
                     other.close()
                 cls._instances.clear()
@@ -230,6 +232,8 @@ class _Zygote:
         """After a submission: end every process it left in the sandbox and empty the shared temp folders."""
         if self.sandbox and self.proc.poll() is None:
             try:
+                if not _alive(self.zygote_pid):
+                    raise RuntimeError("the zygote is gone")
                 self._request({"reset": True})
             except Exception:
                 self.close()  # a zygote that cannot reset is not reused
@@ -257,6 +261,8 @@ class _Zygote:
 
     def close(self) -> None:
         try:
+            if not _alive(self.zygote_pid):
+                raise RuntimeError("the zygote is gone")
             self.proc.stdin.write(json.dumps({"quit": True}) + "\n")
             self.proc.stdin.flush()
             self.proc.wait(5)
