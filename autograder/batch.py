@@ -60,6 +60,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+EARLY_STOP = 3  # a batch whose first submissions all fail in the grader the same way stops there
 MAX_CANDIDATES = 4  # notebooks graded for one student when it is unclear which one counts
 MAX_SNIFF_BYTES = 50 * 2**20
 MAX_UNZIP_BYTES = 4 * 2**30
@@ -301,6 +302,12 @@ def discover(pset_id: str, source, work_dir=None, name_regex: str | None = None)
 
 # ---- grading in worker processes ----------------------------------------------------------------
 
+class StopBatch(Exception):
+    """Raised by a batch's bookkeeping to stop grading (the grader fails on every submission)."""
+
+
+GRADER_ERROR = "grader error"  # = autograder.grader.GRADER_ERROR (kept importable without torch)
+
 def _load_callable(spec: str):
     import importlib
 
@@ -362,7 +369,8 @@ def grade_job(job: dict) -> dict:
         result.fingerprint = job["fingerprint"]
         result.save(out_dir / "results" / f"{job['key']}.json")
         return {"key": job["key"], "student": result.student, "score": result.score, "max": result.max_score,
-                "status": result.status, "seconds": result.seconds}
+                "status": result.status, "seconds": result.seconds,
+                "cause": next((f[len("grader error: "):] for f in result.flags if f.startswith("grader error: ")), "")}
     finally:
         marker.unlink(missing_ok=True)
 
@@ -404,6 +412,8 @@ def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | Non
                     job = futures[fut]
                     try:
                         on_done(job, fut.result())
+                    except StopBatch:
+                        raise
                     except BrokenProcessPool:
                         broken = True
                     except Exception as exc:  # a bug in the grader for this one submission
@@ -466,6 +476,10 @@ def export_csv(pset_id: str, results: dict, path, manual: dict | None = None) ->
             given = manual.get(key, {})
             hand = [given.get(m) for m in manual_ids]
             total = r.score + sum(x for x in hand if x is not None)
+            if r.grader_error:  # not graded: no points at all, so that nobody mistakes it for a 0
+                w.writerow([r.student, *["" for _ in auto], *["" for _ in hand], "", _num(pset.total_points), r.status,
+                            r.notebook, " | ".join(r.flags), " | ".join(r.notes)])
+                continue
             w.writerow([r.student, *[_num(points.get(g, 0.0)) for g in auto], *["" if x is None else _num(x) for x in hand],
                         _num(total), _num(pset.total_points), r.status, r.notebook, " | ".join(r.flags),
                         " | ".join(r.notes)])
@@ -496,6 +510,7 @@ class BatchReport:
     skipped: list = field(default_factory=list)  # keys already graded (unchanged)
     errors: dict = field(default_factory=dict)  # key -> grader bug message
     killed: list = field(default_factory=list)  # keys whose notebook killed its worker twice
+    stopped: str = ""  # why the batch stopped early (the grader failed on its first submissions), or ""
     seconds: float = 0.0
     results: dict = field(default_factory=dict)
 
@@ -509,6 +524,14 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
 
     start = time.monotonic()
     options = options or GradeOptions()
+    if options.sandbox:  # before anything: a class graded without the wall is graded only when asked for
+        from course_utils.sandbox import sandbox_problem
+
+        from .grader import GraderError, sandbox_advice
+
+        problem = sandbox_problem()
+        if problem:
+            raise GraderError(sandbox_advice(problem))
     out_dir = Path(out_dir)
     (out_dir / "results").mkdir(parents=True, exist_ok=True)
     subs = discover(pset_id, source, out_dir / "_extracted" if Path(source).is_file() else None, name_regex)
@@ -520,7 +543,7 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
         if result_path.exists() and not regrade:
             try:
                 old = SubmissionResult.from_dict(json.loads(result_path.read_text()))
-                if old.fingerprint == sub.fingerprint and old.status != "crashed":
+                if old.fingerprint == sub.fingerprint and old.status not in ("crashed", GRADER_ERROR):
                     report.skipped.append(sub.key)
                     continue
             except Exception:
@@ -532,11 +555,17 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
     workers = max(1, int(workers or os.cpu_count() or 1))
     workers = _fit_workers(workers, options.memory_mb)
     bar = _progress(len(jobs), progress)
+    finished: list = []  # per finished job: the grader failure's cause, or None
 
     def on_done(job, summary):
-        if "error" in summary:
-            report.errors[job["key"]] = summary["error"]
+        if "error" in summary or summary.get("status") == GRADER_ERROR:
+            cause = summary.get("error") or summary.get("cause") or "unknown"
+            report.errors[job["key"]] = cause
+            finished.append(cause)
+            if len(finished) == min(EARLY_STOP, len(jobs)) and len(set(finished)) == 1 and len(jobs) > len(finished):
+                raise StopBatch(f"the first {len(finished)} submissions all failed in the grader the same way: {cause}")
         else:
+            finished.append(None)
             report.graded.append(job["key"])
         if bar is not None:
             bar.set_postfix_str(f"{job['student'][:20]}: {summary.get('score', '?')}/{summary.get('max', '?')}")
@@ -551,7 +580,10 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
 
             warm = {"zygote": _zygote_wanted(None), "options": opts, "data_dir": data_dir,
                     "preload": list(_LEARNED_PRELOAD.get(pset_id, ()))}
-        suspects = _run_pool(jobs, workers, out_dir, on_done, warm)
+        try:
+            suspects = _run_pool(jobs, workers, out_dir, on_done, warm)
+        except StopBatch as exc:
+            report.stopped, suspects = str(exc), []
         for job in suspects:  # alone, so that the culprit is known
             again = _run_pool([job], 1, out_dir, on_done, warm)
             if again:
@@ -616,13 +648,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name-regex", default=None,
                         help="regex with a (?P<student>...) group to read student ids from file names")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade without the bubblewrap sandbox where it cannot start (the notebooks then run with "
+                             "your user's rights; every result says so)")
     parser.add_argument("--gradebook", default=None, metavar="PATH",
                         help="nbgrader gradebook (e.g. course/gradebook.db, or a database URL) to write the automatic "
                              "points into, and to read the manual points back from, for one final grade")
 
 
 def run(args) -> int:
-    from .grader import GradeOptions
+    from .grader import GradeOptions, GraderError
     from .problem_sets import get_problem_set
 
     try:
@@ -640,30 +675,38 @@ def run(args) -> int:
             return 2
     out = Path(args.out or f"graded_{args.pset}")
     options = GradeOptions(cell_timeout=args.timeout, total_timeout=args.total_timeout,
-                           probe_timeout=args.probe_timeout, memory_mb=args.memory_mb)
+                           probe_timeout=args.probe_timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox)
+    if args.no_sandbox:
+        print("course-kit grade: --no-sandbox: the notebooks run with your user's rights (they can read and change "
+              "your files); each result says so.", file=sys.stderr)
     try:
         report = grade_class(args.pset, args.submissions, out, args.workers, options, args.regrade, args.data_dir,
                              args.name_regex, progress=not args.no_progress)
     except FileNotFoundError as exc:
         print(f"course-kit grade: {exc}", file=sys.stderr)
         return 2
+    except GraderError as exc:
+        print(f"course-kit grade: nothing was graded: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ncourse-kit grade: interrupted; results so far are saved. Run the same command again to resume.",
               file=sys.stderr)
         return 130
     manual = None
+    graded = {k: r for k, r in report.results.items() if not r.grader_error}  # grader errors have no grade
     if getattr(args, "gradebook", None):
         from .gradebook import GradebookError, sync_gradebook
 
         try:
-            manual = sync_gradebook(args.pset, report.results, args.gradebook, out / "grades.csv")
+            manual = sync_gradebook(args.pset, graded, args.gradebook, None)
+            export_csv(args.pset, report.results, out / "grades.csv", manual=manual)
         except GradebookError as exc:
             print(f"course-kit grade: gradebook {args.gradebook}: {exc}", file=sys.stderr)
             return 1
     print_table(report.results)
     from .summary import summary_text, write_summary
 
-    print("\n" + summary_text(write_summary(args.pset, report.results, out, manual)))
+    print("\n" + summary_text(write_summary(args.pset, graded, out, manual)))
     if manual is not None:
         print(f"Gradebook {args.gradebook}: automatic points written for {len(report.results)} students; "
               f"manual points read back for {len(manual)}. `nbgrader export` gives the final grades.")
@@ -671,6 +714,15 @@ def run(args) -> int:
           f"{len(report.errors)} grader errors, {len(report.killed)} killed their grader; "
           f"{report.seconds:.1f} s. Results: {out / 'results'}; grades: {out / 'grades.csv'}; "
           f"feedback: {out / 'feedback'}")
-    for key, err in report.errors.items():
-        print(f"grader error for {key}: {err}", file=sys.stderr)
+    if report.errors:
+        causes = sorted(set(report.errors.values()))
+        print(f"\ncourse-kit grade: {len(report.errors)} submission(s) were NOT graded because the grader failed "
+              f"(not the students): they have no grade in grades.csv (status '{GRADER_ERROR}'). Cause"
+              f"{'s' if len(causes) > 1 else ''}:", file=sys.stderr)
+        for cause in causes[:5]:
+            print(f"  - {cause[:600]}", file=sys.stderr)
+        if report.stopped:
+            print(f"The batch stopped early: {report.stopped[:300]}.", file=sys.stderr)
+        print("Fix the cause, then run the same command again: only the submissions without a grade are graded.",
+              file=sys.stderr)
     return 1 if report.errors else 0

@@ -105,20 +105,27 @@ def build_wheel(repo_root: Union[str, Path], out_dir: Union[str, Path]) -> Path:
             "[tool.setuptools.packages.find]\ninclude = [\"course_utils\", \"course_utils.*\"]\n\n"
             "[tool.setuptools.package-data]\ncourse_utils = [\"**/*.json\", \"**/*.txt\", \"**/*.csv\"]\n"
         )
-        env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}  # reproducible file times in the wheel
-        # The PEP 517 backend that `pip wheel --no-deps --no-build-isolation` would call, minus
-        # pip's start-up: offline, with the installed setuptools, in a fresh process.
-        build = "import sys, setuptools.build_meta as backend; backend.build_wheel(sys.argv[1])"
-        run = subprocess.run([sys.executable, "-c", build, str(tmp / "dist")], cwd=src, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        wheels = sorted((tmp / "dist").glob("*.whl")) if run.returncode == 0 else []
-        if len(wheels) != 1:
-            raise BundleError(f"building the course_utils wheel failed (exit {run.returncode}):\n"
-                              f"{run.stdout[-3000:]}\nsetuptools>=61 must be installed: pip install setuptools")
-        check_wheel(wheels[0])
-        target = out_dir / wheels[0].name
-        shutil.copyfile(wheels[0], target)
+        wheel = run_wheel_backend(src, tmp / "dist", "the course_utils wheel")
+        check_wheel(wheel)
+        target = out_dir / wheel.name
+        shutil.copyfile(wheel, target)
     return target
+
+
+def run_wheel_backend(src: Path, dist: Path, what: str) -> Path:
+    """Build the wheel of the project in ``src`` into ``dist``; return its path.
+
+    The PEP 517 backend that `pip wheel --no-deps --no-build-isolation` would call, minus pip's start-up:
+    offline, with the installed setuptools, in a fresh process."""
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}  # reproducible file times in the wheel
+    build = "import sys, setuptools.build_meta as backend; backend.build_wheel(sys.argv[1])"
+    run = subprocess.run([sys.executable, "-c", build, str(dist)], cwd=src, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wheels = sorted(Path(dist).glob("*.whl")) if run.returncode == 0 else []
+    if len(wheels) != 1:
+        raise BundleError(f"building {what} failed (exit {run.returncode}):\n"
+                          f"{run.stdout[-3000:]}\nsetuptools>=61 must be installed: pip install setuptools")
+    return wheels[0]
 
 
 def _leaks_in_text(name: str, data: bytes) -> list:

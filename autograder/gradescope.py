@@ -3,24 +3,31 @@
 ``course-kit gradescope-bundle <pset> [--out zip]`` builds the zip to upload as a Gradescope
 "programming assignment" autograder. Gradescope unpacks it into ``/autograder/source`` and runs
 
-* ``setup.sh`` once, when the image is built: CPU-only torch/torchvision from PyTorch's CPU index
-  (Gradescope's Ubuntu image has no GPU), then the kit's requirements, then the kit itself;
+* ``setup.sh`` once, as root, when the image is built: CPU-only torch/torchvision from PyTorch's CPU index
+  (Gradescope's Ubuntu image has no GPU) unless a torch is there, the kit's requirements, then the kit
+  itself as a regular install of the wheel inside the zip (``wheels/``), and a check that the grading
+  sandbox can start;
 * ``run_autograder`` for every submission: it grades the notebook(s) found in
-  ``/autograder/submission`` with ``course-kit gradescope-run`` and writes
-  ``/autograder/results/results.json``. If Python itself fails, the script still writes a zero-score
-  results file saying so.
+  ``/autograder/submission`` with ``course-kit gradescope-run`` into a private folder and copies that
+  ``results.json`` to ``/autograder/results/`` (whatever the student's code wrote there is replaced). If
+  Python itself fails, the script writes a results file that says the submission was not graded.
 
-The zip holds the ``autograder`` and ``course_utils`` packages, ``pyproject.toml`` and the requirements:
-the reference implementations have to run on Gradescope's server; no notebook (``source/``,
-``solutions/``, ``assignments/``) goes in. Paths can be overridden for tests with
-``COURSE_KIT_SOURCE``, ``COURSE_KIT_SUBMISSION`` and ``COURSE_KIT_RESULTS``.
+The zip holds the two scripts (``autograder/templates/gradescope/``), the requirements and the kit's wheel
+(``autograder`` + ``course_utils``: the reference implementations have to run on Gradescope's server; the
+kernel that runs the student's notebook cannot see them, see :mod:`course_utils.sandbox`); no notebook
+(``source/``, ``solutions/``, ``assignments/``) goes in. Paths can be overridden for tests with
+``COURSE_KIT_SOURCE``, ``COURSE_KIT_SUBMISSION``, ``COURSE_KIT_RESULTS`` and ``COURSE_KIT_PYTHON``.
 
 ``course-kit gradescope-run --submission DIR --results FILE --pset ID`` writes ``results.json``
 following Gradescope's schema: top-level ``score``, ``output``, ``visibility``, ``stdout_visibility``,
 ``execution_time``, and ``tests``, one per check (``name``, ``score``, ``max_score``, ``output``,
 ``visibility``). Manually graded units (the written report) are *not* listed as tests: grade them
 with a manual question in Gradescope; ``output`` says so. The top-level score is the sum of the
-tests' scores. A results file is written even when grading crashes (score 0, the error in ``output``).
+tests' scores. When the grader itself fails, results.json has no score and says the submission was not
+graded and that the instructor must regrade it once the autograder is fixed.
+
+The written report is graded by hand: add it to the Gradescope assignment as a manually graded question
+(1 point) beside the autograder; the output of every submission names it.
 """
 from __future__ import annotations
 
@@ -59,40 +66,11 @@ transformers>=4.30
 timm>=0.9
 """
 
-SETUP_SH = """\
-#!/usr/bin/env bash
-# Gradescope runs this once, when it builds the autograder image (Ubuntu, no GPU).
-set -euxo pipefail
-cd "${COURSE_KIT_SOURCE:-/autograder/source}"
-if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
-  apt-get update && apt-get install -y python3 python3-pip
-fi
-python3 -m pip install --upgrade pip
-# CPU-only builds: the GPU wheels are several GB and Gradescope has no GPU.
-python3 -m pip install --index-url https://download.pytorch.org/whl/cpu torch torchvision
-python3 -m pip install -r requirements-gradescope.txt
-python3 -m pip install --no-deps .
-python3 -c "import torch, course_utils, autograder; print('course kit ready, torch', torch.__version__)"
-"""
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "gradescope"
 
-RUN_AUTOGRADER = """\
-#!/usr/bin/env bash
-# Gradescope runs this for every submission. It always leaves a results.json behind.
-SOURCE="${{COURSE_KIT_SOURCE:-/autograder/source}}"
-SUBMISSION="${{COURSE_KIT_SUBMISSION:-/autograder/submission}}"
-RESULTS="${{COURSE_KIT_RESULTS:-/autograder/results/results.json}}"
-PYTHON="${{COURSE_KIT_PYTHON:-python3}}"
-mkdir -p "$(dirname "$RESULTS")"
-rm -f "$RESULTS"
-cd "$SOURCE" || true
-"$PYTHON" -m autograder.cli gradescope-run --pset {pset} --submission "$SUBMISSION" --results "$RESULTS" \\
-  --visibility {visibility}
-status=$?
-if [ ! -s "$RESULTS" ]; then
-  printf '%s' '{{"score": 0, "output": "The autograder could not start (exit status '"$status"'), so this submission was not graded. This is not your fault: your instructor has been told.", "visibility": "visible", "stdout_visibility": "hidden", "tests": []}}' > "$RESULTS"
-fi
-exit 0
-"""
+
+def _template(name: str) -> str:
+    return (TEMPLATES / name).read_text()
 
 
 # ---- results.json -------------------------------------------------------------------------------
@@ -121,8 +99,11 @@ def results_json(result, visibility: str = "visible", manual_note: bool = True) 
 
 
 def _crash_results(message: str) -> dict:
-    return {"score": 0, "output": f"The autograder failed while grading this submission, so it was not graded. "
-                                  f"This is not your fault: your instructor has been told.\n\n{message}",
+    """results.json when the grader failed: no score at all (Gradescope shows the submission as failed, and
+    the instructor can regrade it once the autograder is fixed)."""
+    return {"output": "The autograder failed while grading this submission, so it was NOT graded (no score). This "
+                      "is not your fault. Instructor: fix the autograder, then use Gradescope's Regrade Submissions."
+                      f"\n\nCause: {message[:4000]}",
             "visibility": "visible", "stdout_visibility": "hidden", "tests": []}
 
 
@@ -181,6 +162,8 @@ def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, o
             result = best
         result.notes = list(sub.notes) + list(result.notes)
         result.seconds = time.monotonic() - start
+    if result.grader_error:
+        return _crash_results("; ".join(result.flags))
     return results_json(result, visibility)
 
 
@@ -194,7 +177,8 @@ def _add_file(zf: zipfile.ZipFile, arcname: str, data: bytes, executable: bool =
     zf.writestr(info, data)
 
 
-def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str = "visible") -> Path:
+def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str = "visible",
+                 sandbox: bool = True) -> Path:
     """Write the Gradescope autograder zip for ``pset_id``; returns its path."""
     from .problem_sets import get_problem_set
 
@@ -204,25 +188,34 @@ def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str
     root = Path(root)
     out = Path(out or f"gradescope_{pset_id}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gs_wheel_") as tmp:
+        wheel = build_kit_wheel(root, Path(tmp))
+        wheel_bytes, wheel_name = wheel.read_bytes(), wheel.name
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        _add_file(zf, "setup.sh", SETUP_SH.encode(), executable=True)
-        _add_file(zf, "run_autograder", RUN_AUTOGRADER.format(pset=pset_id, visibility=visibility).encode(),
-                  executable=True)
+        _add_file(zf, "setup.sh", _template("setup.sh").encode(), executable=True)
+        run_script = (_template("run_autograder").replace("@PSET@", pset_id).replace("@VISIBILITY@", visibility)
+                      .replace("@SANDBOX_FLAG@", "" if sandbox else "--no-sandbox"))
+        _add_file(zf, "run_autograder", run_script.encode(), executable=True)
         _add_file(zf, "requirements-gradescope.txt", GRADESCOPE_REQUIREMENTS.encode())
-        for name in ("pyproject.toml", "requirements.txt", "README.md"):
-            if (root / name).is_file():
-                _add_file(zf, name, (root / name).read_bytes())
-        for package in PACKAGES:
-            for path in sorted((root / package).rglob("*")):
-                rel = path.relative_to(root)
-                if not path.is_file() or any(p in EXCLUDED_PARTS for p in rel.parts) or path.suffix in (".pyc", ".pyo"):
-                    continue
-                _add_file(zf, rel.as_posix(), path.read_bytes())
+        _add_file(zf, f"wheels/{wheel_name}", wheel_bytes)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_bytes(buf.getvalue())
     os.replace(tmp, out)
     return out
+
+
+def build_kit_wheel(root: Path, dist: Path) -> Path:
+    """The whole kit (``course_utils`` + ``autograder``) as a wheel, for a regular install on Gradescope."""
+    from .bundle import _ignore, run_wheel_backend
+
+    src = Path(dist) / "src"
+    for name in ("pyproject.toml", "README.md"):
+        src.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(root) / name, src / name)
+    for package in PACKAGES:
+        shutil.copytree(Path(root) / package, src / package, ignore=_ignore)
+    return run_wheel_backend(src, Path(dist) / "dist", "the course kit's wheel")
 
 
 # ---- commands -----------------------------------------------------------------------------------
@@ -232,11 +225,13 @@ def add_arguments_gradescope_bundle(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="zip to write (default: gradescope_<pset>.zip)")
     parser.add_argument("--visibility", default="visible", choices=VISIBILITIES,
                         help="visibility of each test in Gradescope (default %(default)s)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="grade without the bubblewrap sandbox on Gradescope (where its image forbids one)")
 
 
 def run_gradescope_bundle(args) -> int:
     try:
-        path = build_bundle(args.pset, args.out, visibility=args.visibility)
+        path = build_bundle(args.pset, args.out, visibility=args.visibility, sandbox=not args.no_sandbox)
     except (KeyError, ValueError) as exc:
         print(f"course-kit gradescope-bundle: {exc}", file=sys.stderr)
         return 2
@@ -256,6 +251,7 @@ def add_arguments_gradescope_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visibility", default="visible", choices=VISIBILITIES)
     parser.add_argument("--timeout", type=float, default=d.cell_timeout, help="seconds per cell")
     parser.add_argument("--memory-mb", type=int, default=d.memory_mb)
+    parser.add_argument("--no-sandbox", action="store_true", help="grade without the bubblewrap sandbox")
 
 
 def run_gradescope_run(args) -> int:
@@ -263,7 +259,8 @@ def run_gradescope_run(args) -> int:
     try:
         from .grader import GradeOptions
 
-        options = GradeOptions(cell_timeout=args.timeout, memory_mb=args.memory_mb, threads=max(1, os.cpu_count() or 1))
+        options = GradeOptions(cell_timeout=args.timeout, memory_mb=args.memory_mb, threads=max(1, os.cpu_count() or 1),
+                               sandbox=not args.no_sandbox)
     except Exception:
         pass
     data = gradescope_run(args.pset, args.submission, args.results, args.visibility, options)

@@ -176,8 +176,15 @@ class _Zygote:
             raise RuntimeError(f"the kernel zygote did not start: {self.log()[-1500:]}")
         self.pid = self.proc.pid
         self.zygote_pid = self.pid  # the zygote's own pid as the grader sees it (bwrap runs it in the sandbox)
+        self.keep = {self.pid}  # pids that are the sandbox's own machinery (bwrap, the shell behind the zygote)
         if sandbox:
             self.zygote_pid = host_pid(self.pid, int(json.loads(line)["ready"])) or -1
+            import psutil
+
+            try:
+                self.keep |= {p.pid for p in psutil.Process(self.zygote_pid).parents()}
+            except psutil.Error:
+                pass
         self.request_lock = threading.Lock()
         self.preloaded: set = set()
 
@@ -253,7 +260,7 @@ class _Zygote:
         out = []
         for p in procs:
             try:
-                if p.pid != self.zygote_pid and p.name() != "bwrap":
+                if p.pid != self.zygote_pid and p.pid not in self.keep:
                     out.append(p.pid)
             except psutil.Error:
                 continue
@@ -403,9 +410,13 @@ class KernelSession:
             try:
                 self.pid = zygote.spawn(conn, str(self.workdir), env, log)
             except Exception:
-                if self.sandbox:
-                    raise
-                self.zygote, self._zygote_obj = False, None
+                if not self.sandbox:
+                    self.zygote, self._zygote_obj = False, None
+                else:  # the zygote was ending (a notebook killed it): once more, with a new one
+                    zygote.close()
+                    zygote = self._zygote_obj = _Zygote.get(self.env, self.sandbox)
+                    zygote.preload(self.preload)
+                    self.pid = zygote.spawn(conn, str(self.workdir), env, log)
             else:
                 extra = zygote.sandbox_pids if self.sandbox else None
         if self._zygote_obj is None:
