@@ -128,7 +128,8 @@ def write_results(pset_id: str, results: dict, gradebook, root: Path = REPO_ROOT
     """Write the automatic points of ``results`` ({student id: SubmissionResult}) into the gradebook.
 
     Returns how many students were written. Manual cells are left for the formgrader (marked as
-    needing a manual grade while they have none).
+    needing a manual grade while they have none). A submission the grader failed on (status
+    ``grader error``) has no grade: it is not written, so the gradebook never shows it as a 0.
     """
     from nbgrader.api import MissingEntry
 
@@ -142,6 +143,8 @@ def write_results(pset_id: str, results: dict, gradebook, root: Path = REPO_ROOT
         for student_id, result in sorted(results.items()):
             if result.pset != pset_id:
                 raise GradebookError(f"the result of {student_id} is for {result.pset}, not {pset_id}")
+            if getattr(result, "grader_error", False):
+                continue
             gb.update_or_create_student(student_id)
             try:
                 gb.find_submission(pset_id, student_id)

@@ -52,6 +52,7 @@ class ClassSummary:
     rates: list = field(default_factory=list)  # CheckRate, in the problem set's order
     full_auto: int = 0  # students with every automatic check passed
     zero: int = 0  # students with a total of 0
+    not_graded: int = 0  # submissions the grader failed on (status "grader error"): left out of everything
     csv_path: Path | None = None
     png_path: Path | None = None
 
@@ -74,9 +75,12 @@ def summarise(pset_id: str, results: dict, manual: dict | None = None) -> ClassS
         rate(unit, UNIT_TOTAL, unit.points)
         for name in unit.check_names:
             rate(unit, name, unit.points / max(1, len(unit.check_names)))
-    summary = ClassSummary(pset_id, len(results), max_total=pset.total_points, auto_max=pset.auto_points,
-                           has_manual=bool(pset.manual))
+    not_graded = {k for k, r in results.items() if getattr(r, "grader_error", False)}  # no grade: left out
+    summary = ClassSummary(pset_id, len(results) - len(not_graded), max_total=pset.total_points,
+                           auto_max=pset.auto_points, has_manual=bool(pset.manual), not_graded=len(not_graded))
     for key, r in results.items():
+        if key in not_graded:
+            continue
         by_id = {u.grade_id: u for u in r.units if not u.manual}
         for unit in pset.units:
             got = by_id.get(unit.grade_id)
@@ -147,11 +151,13 @@ def write_histogram(summary: ClassSummary, path) -> Path:
 
 def summary_text(summary: ClassSummary, hardest: int = 3) -> str:
     """A few lines for the instructor, printed after the grade table."""
+    failed = (f" {summary.not_graded} submission(s) could not be graded (grader error) and are left out."
+              if summary.not_graded else "")
     if not summary.students:
-        return "Class summary: no submission was graded."
+        return "Class summary: no submission was graded." + failed
     lines = [f"Class summary ({summary.pset}): {summary.students} students; total mean {_num(_mean(summary.totals))}, "
              f"median {_num(statistics.median(summary.totals))} of {_num(summary.max_total)}; "
-             f"{summary.full_auto} passed every automatic check, {summary.zero} scored 0."]
+             f"{summary.full_auto} passed every automatic check, {summary.zero} scored 0.{failed}"]
     if summary.has_manual:
         if summary.manual_graded < summary.students:
             lines.append(f"Manual points graded for {summary.manual_graded} of {summary.students} students "

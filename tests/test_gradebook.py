@@ -191,3 +191,17 @@ def test_a_wrong_gradebook_path_is_said_before_grading(tmp_path, fake_grade_clas
     code = cli_main(["grade", PSET, str(tmp_path), "--gradebook", str(tmp_path / "nowhere" / "gb.db"), "--no-progress"])
     assert code == 2 and fake_grade_class == []
     assert "--gradebook" in capsys.readouterr().err
+
+
+def test_a_submission_the_grader_failed_on_gets_no_grade_in_the_gradebook(tmp_path):
+    from autograder.grader import grader_error_result
+    from autograder.summary import summarise, summary_text
+
+    results = class_results()
+    results["dave"] = grader_error_result(get_problem_set(PSET), "dave", f"{PSET}.ipynb", "the kernel could not start")
+    db = tmp_path / "gradebook.db"
+    assert write_results(PSET, results, db) == 3
+    assert "dave" not in grades(db), "a grader failure is not a 0"
+    summary = summarise(PSET, results)
+    assert summary.students == 3 and summary.not_graded == 1
+    assert "1 submission(s) could not be graded (grader error) and are left out." in summary_text(summary)

@@ -10,6 +10,7 @@ import time
 import nbformat
 import pytest
 
+from autograder.demo import graded_cell_points
 from autograder.grader import GradeOptions, grade_submission
 from autograder.problem_sets import REPO_ROOT, get_problem_set
 from autograder.release import available_psets, make_sample_submissions
@@ -81,5 +82,7 @@ def test_source_notebook_runs_in_grading_mode_with_hidden_tests_passing(pset, tm
     for cell in graded:
         text = "".join(o.get("text", "") for o in cell.outputs)
         assert "all" in text and "checks passed" in text, text
+        # the hidden test's value is the cell's points, which nbgrader reads as its score
+        assert graded_cell_points(cell) == cell.metadata.nbgrader.points, text
     assert seconds < 240, f"grading mode took {seconds:.0f} s"
     assert os.environ.get("COURSE_MODE") != "full"
