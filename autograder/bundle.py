@@ -256,7 +256,9 @@ def build_student_bundle(repo_root: Union[str, Path], out_dir: Union[str, Path],
 def main(argv: Optional[list] = None) -> int:
     """``python -m autograder.bundle [OUT_DIR]``: build the bundle of this repository."""
     argv = sys.argv[1:] if argv is None else argv
-    repo_root = Path(__file__).resolve().parent.parent
+    from . import problem_sets
+
+    repo_root = problem_sets.REPO_ROOT  # the current folder's repository or --repo (autograder.cli)
     out_dir = Path(argv[0]) if argv else repo_root / "dist"
     bundle = build_student_bundle(repo_root, out_dir)
     print(f"Student bundle: {bundle}")

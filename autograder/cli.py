@@ -1,6 +1,7 @@
 """``course-kit``: the instructor's commands (also ``python -m autograder.cli``).
 
-Each command lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``;
+Commands that work on the course repository use the one in the current folder (or above it), or
+``--repo DIR``, and say which. Each command lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``;
 modules load only when their command runs, so ``course-kit --help`` is instant.
 """
 from __future__ import annotations
@@ -23,6 +24,10 @@ COMMANDS = {
 }
 
 
+# Commands that read or write the course repository (the current folder's, or --repo DIR).
+REPO_COMMANDS = ("demo", "release", "check-release", "configure", "student-bundle", "gradescope-bundle")
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="course-kit", description=__doc__.splitlines()[0])
@@ -37,6 +42,25 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     name = argv[0]
+    repo = None
+    if "--repo" in argv[1:]:
+        i = argv.index("--repo", 1)
+        if i + 1 >= len(argv):
+            print("course-kit: --repo needs a folder", file=sys.stderr)
+            return 2
+        repo = argv[i + 1]
+        del argv[i:i + 2]
+    if name in REPO_COMMANDS or repo:
+        from . import problem_sets
+
+        try:
+            problem_sets.REPO_ROOT = problem_sets.find_repo(repo)  # before the command's module reads it
+        except problem_sets.RepoNotFound as exc:
+            if name in REPO_COMMANDS:
+                print(f"course-kit {name}: {exc}", file=sys.stderr)
+                return 2
+        else:
+            print(f"course-kit: course repository {problem_sets.REPO_ROOT}", file=sys.stderr)
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"course-kit {name}", description=COMMANDS[name][1])
     add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments

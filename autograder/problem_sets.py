@@ -2,11 +2,39 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from .core import ProblemSet
 
+# The course repository the commands work on: the checkout this package sits in (an editable install), until
+# the command line sets it to the repository of the current folder or --repo (see find_repo, autograder.cli).
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_REPO = "COURSE_KIT_REPO"
+
+
+class RepoNotFound(RuntimeError):
+    """No course repository where a command needs one."""
+
+
+def is_course_repo(folder: Path) -> bool:
+    return (Path(folder) / "nbgrader_config.py").is_file() and (Path(folder) / "source").is_dir()
+
+
+def find_repo(explicit=None, start=None) -> Path:
+    """The course repository: ``explicit`` (--repo), $COURSE_KIT_REPO, or the current folder or one above it."""
+    given = explicit or os.environ.get(ENV_REPO)
+    if given:
+        folder = Path(given).expanduser().resolve()
+        if not is_course_repo(folder):
+            raise RepoNotFound(f"{folder} is not a course repository (it needs nbgrader_config.py and source/)")
+        return folder
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if is_course_repo(folder):
+            return folder
+    raise RepoNotFound(f"no course repository in {here} or above it (a folder with nbgrader_config.py and source/): "
+                       f"run the command inside your course repository, or pass --repo DIR")
 PROBLEM_SETS = ("autoencoder_probing", "simple_clip")
 
 

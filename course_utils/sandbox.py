@@ -139,7 +139,10 @@ def bwrap_command(scratch: str, readonly=(), bwrap: str | None = None, chdir: st
     for d in hidden_package_dirs(bound + list(SYSTEM_DIRS)):
         cmd += ["--tmpfs", d, "--remount-ro", d]
     scratch = os.path.realpath(scratch)
-    cmd += ["--bind", scratch, scratch, "--chdir", os.path.realpath(chdir or scratch), "--"]
+    cmd += ["--bind", scratch, scratch, "--chdir", os.path.realpath(chdir or scratch)]
+    # The sandbox's own root (where bwrap made the mount points) read-only too: nothing written outside the
+    # scratch folder and /tmp, both emptied between submissions, can reach the next kernel.
+    cmd += ["--remount-ro", "/", "--"]
     return cmd
 
 
