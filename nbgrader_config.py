@@ -45,12 +45,11 @@ try:
     import autograder.nbgrader_ext  # noqa: F401
 except ImportError:  # nbgrader run from a copy of the course that is not installed
     sys.path.insert(0, ROOT)
-from autograder.nbgrader_ext import CleanFeedback, RestoreHiddenTests  # noqa: E402
+from autograder.nbgrader_ext import CleanFeedback, FeedbackClearHiddenTests, RestoreHiddenTests  # noqa: E402
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.preprocessors import (  # noqa: E402
-    CheckCellMetadata, ClearHiddenTests, DeduplicateIds, GetGrades, OverwriteKernelspec)
+from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds, GetGrades, OverwriteKernelspec  # noqa: E402
 
 c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec, RestoreHiddenTests,
                                       CheckCellMetadata]
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CleanFeedback, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, FeedbackClearHiddenTests, CleanFeedback, CSSHTMLHeaderPreprocessor]
 c.CleanFeedback.course_root = ROOT

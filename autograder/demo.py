@@ -203,6 +203,10 @@ def run_release(args) -> int:
         built = build_release(REPO_ROOT, args.pset or None, gradebook=not args.no_gradebook)
     except (ReleaseError, KeyError) as exc:
         print(f"course-kit release: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        print("assignments/ and solutions/ were left as they were." + (
+            "" if args.no_gradebook else " If recording the gradebook is what failed (for example cells added or "
+            "removed while it holds submissions), `course-kit release --no-gradebook` releases without it."),
+            file=sys.stderr)
         return 1
     for pset, (rel, sol) in built.items():
         _say(f"{pset}: {rel.relative_to(REPO_ROOT)}, {sol.relative_to(REPO_ROOT)}")

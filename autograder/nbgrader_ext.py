@@ -12,7 +12,7 @@
     as ``ClearHiddenTests`` makes it): when they agree, the gradebook's source (hidden tests included) is
     put back silently; when they do not, ``OverwriteCells`` warns and restores it as before.
 
-``ClearHiddenTests`` + ``CleanFeedback`` (``nbgrader generate_feedback``)
+``FeedbackClearHiddenTests`` + ``CleanFeedback`` (``nbgrader generate_feedback``)
     nbgrader 0.9.6 has no switch to keep hidden tests out of feedback (jupyter/nbgrader#917): its
     ``GenerateFeedback.preprocessors`` list is the option. nbgrader's own ``ClearHiddenTests`` removes the
     hidden regions of the autograded notebook, and ``CleanFeedback`` replaces every error's traceback by
@@ -28,7 +28,7 @@ import sys
 from nbgrader import utils
 from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
-from traitlets import Unicode
+from traitlets import List, Unicode
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -60,9 +60,21 @@ class RestoreHiddenTests(OverwriteCells):
         return super().preprocess_cell(cell, resources, cell_index)
 
 
+# generate_feedback configures `display_data_priority` for every preprocessor it runs; nbgrader's base class
+# does not declare it configurable, and traitlets would warn "Config option not recognized" for each.
+_PRIORITY = ['text/html', 'application/pdf', 'text/latex', 'image/svg+xml', 'image/png', 'image/jpeg', 'text/plain']
+
+
+class FeedbackClearHiddenTests(ClearHiddenTests):
+    """nbgrader's ``ClearHiddenTests``, run on the autograded notebook when feedback is generated."""
+
+    display_data_priority = List(_PRIORITY, config=True)
+
+
 class CleanFeedback(NbGraderPreprocessor):
     """Feedback without grader tracebacks or paths into the instructor's files."""
 
+    display_data_priority = List(_PRIORITY, config=True)
     course_root = Unicode("", help="The course folder, removed from paths shown in feedback").tag(config=True)
 
     def preprocess(self, nb, resources):

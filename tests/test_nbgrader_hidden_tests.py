@@ -195,7 +195,7 @@ def test_nbgrader_config_uses_the_kits_preprocessors():
 
     cfg = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
     names = [p.__name__ for p in cfg.GenerateFeedback.preprocessors]
-    assert names.index("ClearHiddenTests") < names.index("CleanFeedback") and names[0] == "GetGrades"
+    assert names.index("FeedbackClearHiddenTests") < names.index("CleanFeedback") and names[0] == "GetGrades"
     assert CleanFeedback in cfg.GenerateFeedback.preprocessors
     sanitize = cfg.Autograde.sanitize_preprocessors
     assert RestoreHiddenTests in sanitize and "OverwriteCells" not in [p.__name__ for p in sanitize]

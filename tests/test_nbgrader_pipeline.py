@@ -54,6 +54,7 @@ def pipeline(request, tmp_path_factory):
     run = nbgrader(course, "generate_feedback", pset_id)
     logs["feedback"] = run.stdout + run.stderr
     assert run.returncode == 0, logs["feedback"]
+    assert "not recognized" not in logs["feedback"], logs["feedback"]  # the kit's preprocessors take nbgrader's config
     kit = {student: grade_submission(pset_id, path, student, GradeOptions(cell_timeout=120))
            for student, path in samples.items()}
     nbg = _gradebook_scores(course, pset_id)
@@ -69,7 +70,7 @@ def test_nbgrader_autograde_gives_the_same_points_as_course_kit_grade(pipeline):
     pset, kit, nbg = pipeline["pset"], pipeline["kit"], pipeline["nbgrader"]
     assert sorted(nbg) == sorted(kit)
     for student, r in kit.items():
-        assert r.status == "graded" and not r.flags, (student, r.notes)
+        assert r.status == "graded" and not r.flags, (student, r.notes, r.flags)
         for unit in pset.units:
             assert nbg[student][unit.grade_id] == pytest.approx(r.unit(unit.grade_id).points, abs=1e-6), \
                 (student, unit.grade_id)
