@@ -24,7 +24,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .problem_sets import REPO_ROOT, get_problem_set
+from . import problem_sets
+from .problem_sets import get_problem_set
 
 
 class GradebookError(RuntimeError):
@@ -44,8 +45,14 @@ def db_url(gradebook) -> str:
     return f"sqlite:///{path}"
 
 
-def course_id(root: Path = REPO_ROOT) -> str:
+def _root(root) -> Path:
+    """The course repository: ``root``, or the one the command works on (read when called: see autograder.cli)."""
+    return Path(root) if root is not None else problem_sets.REPO_ROOT
+
+
+def course_id(root: Path | None = None) -> str:
     """nbgrader's course id from ``nbgrader_config.py`` (``default_course`` without one)."""
+    root = _root(root)
     try:
         from traitlets.config.loader import PyFileConfigLoader
 
@@ -83,10 +90,11 @@ def _record_from_source(pset_id: str, url: str, root: Path) -> bool:
     return True
 
 
-def ensure_assignment(pset_id: str, url: str, root: Path = REPO_ROOT) -> None:
+def ensure_assignment(pset_id: str, url: str, root: Path | None = None) -> None:
     """Make sure the gradebook has the assignment, its notebook and every graded cell of the problem set."""
     from nbgrader.api import MissingEntry
 
+    root = _root(root)
     pset = get_problem_set(pset_id)
     nb_id = notebook_id(pset_id)
     with _open(url, root) as gb:
@@ -124,7 +132,7 @@ def _record_minimal(pset_id: str, url: str, root: Path) -> None:
             gb.add_solution_cell(m.grade_id, nb_id, pset_id)
 
 
-def write_results(pset_id: str, results: dict, gradebook, root: Path = REPO_ROOT) -> int:
+def write_results(pset_id: str, results: dict, gradebook, root: Path | None = None) -> int:
     """Write the automatic points of ``results`` ({student id: SubmissionResult}) into the gradebook.
 
     Returns how many students were written. Manual cells are left for the formgrader (marked as
@@ -133,6 +141,7 @@ def write_results(pset_id: str, results: dict, gradebook, root: Path = REPO_ROOT
     """
     from nbgrader.api import MissingEntry
 
+    root = _root(root)
     pset = get_problem_set(pset_id)
     url = db_url(gradebook)
     ensure_assignment(pset_id, url, root)
@@ -168,10 +177,11 @@ def write_results(pset_id: str, results: dict, gradebook, root: Path = REPO_ROOT
     return written
 
 
-def read_manual_scores(pset_id: str, gradebook, root: Path = REPO_ROOT) -> dict:
+def read_manual_scores(pset_id: str, gradebook, root: Path | None = None) -> dict:
     """{student id: {grade_id: points}} of the manual cells graded so far (ungraded cells are left out)."""
     from nbgrader.api import MissingEntry
 
+    root = _root(root)
     pset = get_problem_set(pset_id)
     url = db_url(gradebook)
     nb_id = notebook_id(pset_id)
@@ -192,7 +202,7 @@ def read_manual_scores(pset_id: str, gradebook, root: Path = REPO_ROOT) -> dict:
     return out
 
 
-def sync_gradebook(pset_id: str, results: dict, gradebook, grades_csv=None, root: Path = REPO_ROOT) -> dict:
+def sync_gradebook(pset_id: str, results: dict, gradebook, grades_csv=None, root: Path | None = None) -> dict:
     """Write ``results`` into the gradebook, read the manual scores back, rewrite ``grades_csv`` with them.
 
     Returns the manual scores ({student id: {grade_id: points}}).
