@@ -373,13 +373,19 @@ class KernelSession:
         self._count += 1
         zygote = None
         if self.zygote:
-            try:
-                zygote = _Zygote.get(self.env, self.sandbox)
-                zygote.preload(self.preload)
-            except Exception:
-                if self.sandbox:
-                    raise
-                self.zygote, zygote = False, None
+            for attempt in (1, 2):  # a zygote that was ending (its last kernel killed it) is replaced once
+                try:
+                    zygote = _Zygote.get(self.env, self.sandbox)
+                    zygote.preload(self.preload)
+                    break
+                except Exception:
+                    if zygote is not None:
+                        zygote.close()
+                    zygote = None
+                    if attempt == 2:
+                        if self.sandbox:
+                            raise
+                        self.zygote = False
         if self.sandbox:  # everything the kernel may touch lives in the sandbox's scratch folder
             base = zygote.scratch if zygote is not None else tempfile.mkdtemp(prefix="ck_scratch_")
             private = Path(tempfile.mkdtemp(prefix="k_", dir=base))
