@@ -32,6 +32,9 @@ HIDDEN_PACKAGES = ("autograder",)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ENV_BWRAP = "COURSE_KIT_BWRAP"  # path of a bwrap binary to use
 SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace
+# Where the sandbox shows the grader's own student library, first on the kernel's path: the kernel imports
+# exactly the code the grader runs, however (or whether) the kit is installed.
+KIT_LIB = "/opt/course-kit/lib"
 
 
 def find_bwrap() -> str | None:
@@ -62,6 +65,13 @@ def _python_dirs() -> list:
     for loc in (spec.submodule_search_locations or []) if spec else []:
         dirs.add(loc)
     return sorted({os.path.realpath(d) for d in dirs if d and os.path.isdir(d)})
+
+
+def _student_library() -> str | None:
+    """The folder of the ``course_utils`` package this process imports."""
+    spec = importlib.util.find_spec("course_utils")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return os.path.realpath(locations[0]) if locations else None
 
 
 def _is_source_checkout(folder: str) -> bool:
@@ -136,6 +146,9 @@ def bwrap_command(scratch: str, readonly=(), bwrap: str | None = None, chdir: st
         if d and os.path.isdir(d):
             real = os.path.realpath(d)
             cmd += ["--ro-bind", real, real]
+    library = _student_library()
+    if library:
+        cmd += ["--ro-bind", library, KIT_LIB + "/course_utils", "--setenv", "PYTHONPATH", KIT_LIB]
     for d in hidden_package_dirs(bound + list(SYSTEM_DIRS)):
         cmd += ["--tmpfs", d, "--remount-ro", d]
     scratch = os.path.realpath(scratch)

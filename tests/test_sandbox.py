@@ -136,3 +136,13 @@ def test_a_source_checkout_on_the_path_is_dropped_in_the_kernel():
     res = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, timeout=120,
                          cwd="/")
     assert json.loads(res.stdout) is False, res.stderr[-2000:]
+
+
+def test_the_kernel_imports_the_graders_own_student_library_without_any_install(tmp_path):
+    """Inside the sandbox the student library comes from the grader's own copy, first on the path: with the
+    site-packages switched off (``-S``: no installation, no editable finder) it still imports, and from there.
+    (A clean checkout whose editable install pointed elsewhere failed every sandbox this way.)"""
+    cmd = bwrap_command(str(tmp_path)) + [sys.executable, "-S", "-c",
+                                          "import course_utils; print(course_utils.__file__)"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd="/")
+    assert res.stdout.strip() == "/opt/course-kit/lib/course_utils/__init__.py", res.stderr[-2000:]
