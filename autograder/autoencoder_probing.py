@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_utils.probes import autoencoder_probing as probes
+from course_utils.probes.common import weight_groups
 
 from .core import ManualUnit, ProblemSet, Unit, begin_test_cell, check, fmt_shape, score_unit  # noqa: F401
 
@@ -106,12 +107,22 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
 
+def random_weights(reference: type, seed: int) -> list:
+    """Grader-chosen weights for the student's layers: a freshly initialised reference (PyTorch's default
+    init, drawn from ``seed``), one list [weight, bias] per layer, in the reference's order."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed) + 7919)
+        return [[p.detach().clone() for p in group] for group in weight_groups(reference())]
+
+
 def inputs_encoder(seed: int) -> dict:
-    return {"seed": seed, "x": [torch.rand(2, 3, 64, 64, generator=_gen(seed))]}  # (2, 3, 64, 64)
+    return {"seed": seed, "x": [torch.rand(2, 3, 64, 64, generator=_gen(seed))],  # (2, 3, 64, 64)
+            "weights": random_weights(Encoder, seed)}
 
 
 def inputs_decoder(seed: int) -> dict:
-    return {"seed": seed, "z": [torch.rand(2, 24, 4, 4, generator=_gen(seed))]}  # (2, 24, 4, 4)
+    return {"seed": seed, "z": [torch.rand(2, 24, 4, 4, generator=_gen(seed))],  # (2, 24, 4, 4)
+            "weights": random_weights(Decoder, seed)}
 
 
 def inputs_train_ae(seed: int) -> dict:
@@ -181,8 +192,9 @@ def _judge_module(obs: dict, inputs: dict, *, name: str, reference: type, input_
         hint=f"The reference layers have weight/bias shapes {ref_shapes}.",
     ))
     results.append(range_check(out))
-    same = _load_into(ref, params)
-    if same:
+    # The probe loaded the grader's random weights into the student's layers (matched by shape) before
+    # computing the output; the reference, with the same weights, must give the same output.
+    if obs.get("loaded") is True and _load_into(ref, [t for group in inputs["weights"] for t in group]):
         ref.eval()
         with torch.no_grad():
             expected = ref(x)
@@ -191,7 +203,8 @@ def _judge_module(obs: dict, inputs: dict, *, name: str, reference: type, input_
                   else f"shape {fmt_shape(out.shape)}")
         results.append(check(
             f"{name} computes the specified layers", 0.25, ok,
-            expected="the output of the specified layer sequence with your weights",
+            expected="the output of the specified layer sequence (the grader loaded its own random weights into "
+                     "your layers)",
             obtained=detail,
             hint="Check the order of layers and where the activations go (ReLU between layers"
                  + (", Sigmoid at the end)." if name == "Decoder" else ", ReLU after the last conv too)."),

@@ -375,17 +375,50 @@ def grade_job(job: dict) -> dict:
         marker.unlink(missing_ok=True)
 
 
-def _killed_result(job: dict, out_dir: Path) -> None:
-    from .grader import _zero_result
+def _grader_failed(job: dict, out_dir: Path, cause: str) -> dict:
+    """Write a submission the grader failed on (a worker that died or passed its deadline): no grade, the
+    cause for the instructor; the next run of the batch grades it again. Returns the job's summary."""
+    from .grader import grader_error_result
     from .problem_sets import get_problem_set
 
-    msg = ("Not graded: the grader's process was killed while it graded this notebook, twice (the notebook "
-           "signals or kills other processes). Your instructor has been told.")
-    result = _zero_result(get_problem_set(job["pset"]), job["student"], (job["names"] or [""])[0], msg)
-    result.flags = ["the grader's worker process died while grading this notebook (twice)"]
+    result = grader_error_result(get_problem_set(job["pset"]), job["student"], (job["names"] or [""])[0], cause)
     result.notes = list(job["notes"]) + list(result.notes)
     result.fingerprint = job["fingerprint"]
     result.save(out_dir / "results" / f"{job['key']}.json")
+    return {"key": job["key"], "student": job["student"], "status": result.status, "cause": cause}
+
+
+def job_deadline(job: dict) -> float:
+    """Seconds a worker may spend on one job before it is stopped: every cell, probe and restart the
+    limits allow, for each candidate notebook, with room for starting kernels."""
+    o = job["options"]
+    if o.get("job_timeout"):
+        return float(o["job_timeout"])
+    per_file = (o["total_timeout"] + 8 * o["probe_timeout"] + 120) * (int(o.get("max_restarts", 3)) + 1)
+    return per_file * max(1, len(job["files"])) + 60
+
+
+def _stop_overdue(running_dir: Path, jobs: dict) -> set:
+    """Kill the worker of every job past its deadline; return those jobs' keys."""
+    import psutil
+
+    overdue = set()
+    for marker in list(running_dir.glob("*")) if running_dir.is_dir() else []:
+        job = jobs.get(marker.name)
+        try:
+            started, pid = marker.stat().st_mtime, int(marker.read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if job is None or not pid or time.time() - started <= job_deadline(job):
+            continue
+        overdue.add(marker.name)
+        try:
+            proc = psutil.Process(pid)
+            for p in proc.children(recursive=True) + [proc]:
+                p.kill()
+        except psutil.Error:
+            pass
+    return overdue
 
 
 def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | None = None) -> list:
@@ -403,11 +436,14 @@ def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | Non
         pool = ProcessPoolExecutor(max_workers=min(workers, len(remaining)), mp_context=ctx, initializer=_worker_init,
                                    initargs=(warm,))
         futures = {pool.submit(grade_job, job): job for job in remaining}
+        by_key = {job["key"]: job for job in remaining}
         broken = False
+        overdue: set = set()
         try:
             pending = set(futures)
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+                overdue |= _stop_overdue(running_dir, by_key)
                 for fut in done:
                     job = futures[fut]
                     try:
@@ -424,8 +460,13 @@ def _run_pool(jobs: list, workers: int, out_dir: Path, on_done, warm: dict | Non
             break
         running = {p.name for p in running_dir.glob("*")} if running_dir.is_dir() else set()
         shutil.rmtree(running_dir, ignore_errors=True)
-        unfinished = [j for j in remaining if not (out_dir / "results" / f"{j['key']}.json").exists()
-                      or j["key"] in running]
+        for key in sorted(overdue):  # a job past its deadline is not tried again: a grader error, no grade
+            job = by_key[key]
+            on_done(job, _grader_failed(job, out_dir, f"grading this submission took longer than its deadline of "
+                                                      f"{job_deadline(job):g} s; the worker was stopped"))
+        running -= overdue
+        unfinished = [j for j in remaining if j["key"] not in overdue and
+                      (not (out_dir / "results" / f"{j['key']}.json").exists() or j["key"] in running)]
         newly = [j for j in unfinished if j["key"] in running]
         if not newly and unfinished:  # no submission was being graded: the workers themselves fail
             raise RuntimeError("the grading worker processes died before grading anything (can they start? "
@@ -587,9 +628,9 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
         for job in suspects:  # alone, so that the culprit is known
             again = _run_pool([job], 1, out_dir, on_done, warm)
             if again:
-                _killed_result(job, out_dir)
                 report.killed.append(job["key"])
-                on_done(job, {"key": job["key"], "student": job["student"], "score": 0, "max": "?"})
+                on_done(job, _grader_failed(job, out_dir, "the grader's worker process died while grading this "
+                                                          "submission, twice (alone the second time)"))
     finally:
         if bar is not None:
             bar.close()
@@ -643,6 +684,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--total-timeout", type=float, default=d.total_timeout,
                         help="seconds for all of a notebook's cells (default %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=d.memory_mb, help="memory limit per kernel (default %(default)s)")
+    parser.add_argument("--job-timeout", type=float, default=None,
+                        help="seconds one submission may take in all before its worker is stopped and the submission "
+                             "reported as a grader error (default: what the other limits allow)")
     parser.add_argument("--regrade", action="store_true", help="grade again what is already graded")
     parser.add_argument("--data-dir", default=None, help="COURSE_DATA_DIR for the kernels")
     parser.add_argument("--name-regex", default=None,
@@ -675,7 +719,8 @@ def run(args) -> int:
             return 2
     out = Path(args.out or f"graded_{args.pset}")
     options = GradeOptions(cell_timeout=args.timeout, total_timeout=args.total_timeout,
-                           probe_timeout=args.probe_timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox)
+                           probe_timeout=args.probe_timeout, memory_mb=args.memory_mb, sandbox=not args.no_sandbox,
+                           job_timeout=args.job_timeout)
     if args.no_sandbox:
         print("course-kit grade: --no-sandbox: the notebooks run with your user's rights (they can read and change "
               "your files); each result says so.", file=sys.stderr)

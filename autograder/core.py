@@ -47,6 +47,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 
+MAX_TEXT = 2000  # characters of any text that came from a kernel (an error message ...) kept in a result
+
+
+def clip_text(text, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut (a notebook can raise a 280 MB message)."""
+    text = text if isinstance(text, str) else str(text)
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" [... {len(text) - limit:,} more characters cut]"
+
+
 @dataclass
 class CheckResult:
     """The outcome of one check of one unit."""
@@ -55,6 +66,9 @@ class CheckResult:
     max_points: float  # points at stake
     passed: bool
     message: str = ""  # what was expected and what was obtained, in words a student can act on
+
+    def __post_init__(self):
+        self.name, self.message = clip_text(self.name, 200), clip_text(self.message)
 
     @property
     def points(self) -> float:
@@ -157,6 +171,16 @@ DEFAULT_SEED = 20261123
 
 def hidden_test_seed() -> int:
     return int(os.environ.get("AUTOGRADER_SEED", str(DEFAULT_SEED)))
+
+
+def submission_seed(base: int, student: str, content: bytes, grade_id: str) -> int:
+    """The seed of one unit's hidden inputs for one submission: drawn from the grading seed, the student
+    and the submitted file, so that no two students (and no two versions of a notebook) get the same
+    inputs, while grading the same file again gives the same inputs (and the same grade)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{int(base)}\0{student}\0{grade_id}\0".encode() + hashlib.sha256(content).digest())
+    return int.from_bytes(digest.digest()[:4], "big") % 2**31
 
 
 def begin_test_cell() -> None:

@@ -63,7 +63,7 @@ import torch
 from course_utils.probes.runtime import verify as verify_observations
 from course_utils.runner import KernelSession as _KernelSession
 
-from .core import CheckResult, judge_safely
+from .core import CheckResult, clip_text, judge_safely, submission_seed
 from .notebooks import SubmissionError, cells_to_run, diagnose_missing, graded_cell_report, load_notebook
 from .problem_sets import get_problem_set
 
@@ -80,6 +80,7 @@ class GradeOptions:
     max_restarts: int = 3  # kernel deaths survived before the remaining units are given up
     keep_executed: str | None = None  # path to save the executed notebook (student cells + outputs)
     sandbox: bool = True  # run the kernel in the bubblewrap sandbox (course_utils.sandbox); False: --no-sandbox
+    job_timeout: float | None = None  # seconds a batch worker may spend on one submission (None: from the limits)
 
 
 class GraderError(RuntimeError):
@@ -119,6 +120,12 @@ class SubmissionResult:
     seconds: float = 0.0
     flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
     fingerprint: str = ""  # sha256 of the graded file(s), so a batch re-run knows when a submission changed
+
+    def __post_init__(self):
+        # Texts that came from the kernel are cut here, once, whatever path they took.
+        self.notes = [clip_text(n) for n in self.notes][:100]
+        self.flags = [clip_text(f) for f in self.flags][:100]
+        self.student, self.notebook = clip_text(self.student, 300), clip_text(self.notebook, 300)
 
     @property
     def score(self) -> float:
@@ -216,6 +223,10 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     student = student or notebook_path.stem
     start = time.monotonic()
     try:
+        content = notebook_path.read_bytes()
+    except OSError:
+        content = b""
+    try:
         nb = load_notebook(notebook_path)
     except SubmissionError as exc:
         result = _zero_result(pset, student, notebook_path.name, f"Not graded: {exc}")
@@ -305,7 +316,8 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
                 units.append(UnitResult(unit.grade_id, unit.title, unit.points,
                                         unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
                 continue
-            obs, inputs = _probe(session, unit, options, session.workdir)
+            seed = submission_seed(options.seed, student, content, unit.grade_id)
+            obs, inputs = _probe(session, unit, options, session.workdir, seed)
             integrity = obs.pop("_integrity", None) if isinstance(obs, dict) else None
             if integrity:
                 flags.extend(f"{unit.title}: {item}" for item in integrity if isinstance(item, str))
@@ -359,9 +371,9 @@ def _learn_preload(session: _KernelSession, pset_id: str) -> None:
     _LEARNED_PRELOAD[pset_id] = tuple(sorted(m for m in text.split(",") if m in HEAVY_MODULES))
 
 
-def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path):
+def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path, seed: int):
     """Run ``unit``'s probe in the kernel through the signed entry point; (observations, inputs)."""
-    inputs = unit.make_inputs(options.seed)
+    inputs = unit.make_inputs(seed)
     tag = os.urandom(8).hex()  # unguessable file names, written only now
     nonce = os.urandom(16).hex()
     inputs_path, out_path = workdir / f"in_{tag}.pt", workdir / f"out_{tag}.pt"

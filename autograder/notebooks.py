@@ -43,6 +43,15 @@ class SubmissionError(Exception):
 
 def load_notebook(path) -> Node:
     """Read a notebook leniently; raise :class:`SubmissionError` with a clear message if impossible."""
+    try:
+        return _load_notebook(path)
+    except RecursionError:  # JSON nested thousands deep: no notebook looks like this
+        raise SubmissionError(f"{Path(path).name} is not a notebook the grader can read: its JSON is nested far too "
+                              f"deeply. Re-download it from Colab/Jupyter with File > Download > .ipynb and submit "
+                              f"again.") from None
+
+
+def _load_notebook(path) -> Node:
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"no notebook was found at {path.name}.")

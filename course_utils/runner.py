@@ -34,6 +34,15 @@ from .sandbox import host_pid
 
 KERNEL_NAME = "course-kit-grading"
 MAX_OUTPUT_CHARS = 200_000  # text kept from one call's outputs (a cell printing in a loop cannot fill memory)
+MAX_ERROR_CHARS = 4_000  # of an error's message (a notebook can raise an exception with a 280 MB message)
+
+
+def _clipped_error(out: dict) -> dict:
+    """An error output past the output cap, kept small: its message and the last lines of its traceback."""
+    out = dict(out)
+    out["evalue"] = str(out.get("evalue", ""))[:MAX_ERROR_CHARS]
+    out["traceback"] = [str(line)[:MAX_ERROR_CHARS] for line in list(out.get("traceback") or [])[-20:]]
+    return out
 INTERRUPT_GRACE = 3.0  # seconds a timed-out cell gets to stop after an interrupt before the kernel is killed
 
 
@@ -368,7 +377,6 @@ class KernelSession:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         from jupyter_client import BlockingKernelClient
-        from jupyter_client.connect import write_connection_file
 
         self._count += 1
         zygote = None
@@ -386,49 +394,33 @@ class KernelSession:
                         if self.sandbox:
                             raise
                         self.zygote = False
-        if self.sandbox:  # everything the kernel may touch lives in the sandbox's scratch folder
-            base = zygote.scratch if zygote is not None else tempfile.mkdtemp(prefix="ck_scratch_")
-            private = Path(tempfile.mkdtemp(prefix="k_", dir=base))
-            self.workdir = private / "work"
-            self._scratch = None if zygote is not None else base
-        else:
-            private = Path(tempfile.mkdtemp(prefix="ck_kernel_"))  # outside the student's working directory
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self._private = private
-        conn = str(private / "connection.json")
-        # A key on the connection: nothing else on the machine can drive this kernel.
-        write_connection_file(conn, transport="ipc", ip=str(private / "k"), key=os.urandom(32).hex().encode())
-        key, entry = os.urandom(32), "_ck_" + os.urandom(8).hex()
-        key_file = private / f"key_{os.urandom(6).hex()}.json"
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"key": key.hex(), "entry": entry}, fh)
-        self.probe_key = (key, entry)
-        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
-        if self.sandbox:
-            env.update(sandbox_env(str(private)))
-        else:  # outside a sandbox the kernel watches the grader and ends with it (bwrap does that otherwise)
-            env["COURSE_KIT_GRADER_PID"] = str(os.getpid())
-        log = str(private / "kernel.log")
-        self._zygote_obj = zygote
         extra = None
-        if zygote is not None:
+        for attempt in (1, 2):
+            conn, env, log = self._prepare(zygote)
+            self._zygote_obj = zygote
+            if zygote is None:
+                break
             try:
                 self.pid = zygote.spawn(conn, str(self.workdir), env, log)
             except Exception:
                 if not self.sandbox:
                     self.zygote, self._zygote_obj = False, None
-                else:  # the zygote was ending (a notebook killed it): once more, with a new one
-                    zygote.close()
-                    zygote = self._zygote_obj = _Zygote.get(self.env, self.sandbox)
-                    zygote.preload(self.preload)
-                    self.pid = zygote.spawn(conn, str(self.workdir), env, log)
+                    break
+                if attempt == 2:
+                    raise
+                # The zygote was ending (a notebook killed it): once more with a new one, and new folders, since
+                # the old zygote's scratch folder (where this kernel's files were) goes with it.
+                self._discard_private()
+                zygote.close()
+                zygote = _Zygote.get(self.env, self.sandbox)
+                zygote.preload(self.preload)
             else:
                 extra = zygote.sandbox_pids if self.sandbox else None
+                break
         if self._zygote_obj is None:
             cmd = [sys.executable, "-m", "course_utils.probes.kernel", "-f", conn]
             if self.sandbox:
-                cmd = sandbox_command(str(private), env, chdir=str(self.workdir)) + cmd
+                cmd = sandbox_command(str(self._private), env, chdir=str(self.workdir)) + cmd
             logf = open(log, "ab")
             proc = subprocess.Popen(cmd, env=env, cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=logf, start_new_session=True)
@@ -454,6 +446,44 @@ class KernelSession:
                     self.alive = False
                     raise RuntimeError(f"the grading kernel did not start: {self.kernel_log()[-2000:]}") from None
         self.alive = True
+
+    def _prepare(self, zygote):
+        """The kernel's private folder, connection file (with a key) and probe key file; (conn, env, log)."""
+        from jupyter_client.connect import write_connection_file
+
+        if self.sandbox:  # everything the kernel may touch lives in the sandbox's scratch folder
+            base = zygote.scratch if zygote is not None else tempfile.mkdtemp(prefix="ck_scratch_")
+            private = Path(tempfile.mkdtemp(prefix="k_", dir=base))
+            self.workdir = private / "work"
+            self._scratch = None if zygote is not None else base
+        else:
+            private = Path(tempfile.mkdtemp(prefix="ck_kernel_"))  # outside the student's working directory
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._private = private
+        conn = str(private / "connection.json")
+        # A key on the connection: nothing else on the machine can drive this kernel.
+        write_connection_file(conn, transport="ipc", ip=str(private / "k"), key=os.urandom(32).hex().encode())
+        key, entry = os.urandom(32), "_ck_" + os.urandom(8).hex()
+        key_file = private / f"key_{os.urandom(6).hex()}.json"
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key.hex(), "entry": entry}, fh)
+        self.probe_key = (key, entry)
+        env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
+        if self.sandbox:
+            env.update(sandbox_env(str(private)))
+        else:  # outside a sandbox the kernel watches the grader and ends with it (bwrap does that otherwise)
+            env["COURSE_KIT_GRADER_PID"] = str(os.getpid())
+        return conn, env, str(private / "kernel.log")
+
+    def _discard_private(self) -> None:
+        import shutil
+
+        for attr in ("_private", "_scratch"):
+            folder = getattr(self, attr, None)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                setattr(self, attr, None)
 
     def kernel_log(self) -> str:
         try:
@@ -566,6 +596,8 @@ class KernelSession:
                         out = output_from_msg(msg)
                     except Exception:
                         continue
+                    if mtype == "error":
+                        out = _clipped_error(out)
                     size = len(json.dumps(out.get("text", "") if mtype == "stream" else out.get("data", {}) or {}))
                     chars += size
                     if chars >= MAX_OUTPUT_CHARS:
@@ -573,14 +605,14 @@ class KernelSession:
                                "text": "[output truncated by the grader: too much output]\n"}
                     outputs.append(out)
                 elif mtype == "error":
-                    outputs.append(output_from_msg(msg))
+                    outputs.append(_clipped_error(output_from_msg(msg)))
         if self.watchdog and self.watchdog.tripped:
             self._kill()
             return {"status": "memory", "error": "", "outputs": outputs}
         if timed_out:
             return {"status": "timeout", "error": "TimeoutError: cell timed out", "outputs": outputs}
         if error is not None:
-            ename, evalue = error.get("ename", "Error"), error.get("evalue", "")
+            ename, evalue = str(error.get("ename", "Error"))[:200], str(error.get("evalue", ""))[:MAX_ERROR_CHARS]
             if ename == "KeyboardInterrupt" and timed_out:
                 return {"status": "timeout", "error": "TimeoutError: cell timed out", "outputs": outputs}
             return {"status": "error", "error": f"{ename}: {evalue}".strip(), "outputs": outputs}

@@ -26,7 +26,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 HIDDEN_PACKAGES = ("autograder",)
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")

@@ -182,3 +182,70 @@ def test_visible_checks_accept_the_reference_and_teach_on_mistakes(capsys):
 
     with pytest.raises(checks.CheckFailed, match="not implemented yet"):
         checks.check_encoder(NotDone)
+
+
+class DecoderDeclaredBackwards(nn.Module):
+    """Correct: attributes declared deconv1 (12->3) ... deconv4 (24->48), run deconv4 -> deconv1."""
+
+    def __init__(self):
+        super().__init__()
+        self.deconv1 = nn.ConvTranspose2d(12, 3, 4, 2, 1)
+        self.deconv2 = nn.ConvTranspose2d(24, 12, 4, 2, 1)
+        self.deconv3 = nn.ConvTranspose2d(48, 24, 4, 2, 1)
+        self.deconv4 = nn.ConvTranspose2d(24, 48, 4, 2, 1)
+
+    def forward(self, z):
+        z = F.relu(self.deconv4(z))
+        z = F.relu(self.deconv3(z))
+        z = F.relu(self.deconv2(z))
+        return torch.sigmoid(self.deconv1(z))
+
+
+class EncoderBottleneckFirst(nn.Module):
+    """Correct: the last layer registered before the others."""
+
+    def __init__(self):
+        super().__init__()
+        self.bottleneck = nn.Conv2d(48, 24, 4, 2, 1)
+        self.features = nn.Sequential(nn.Conv2d(3, 12, 4, 2, 1), nn.ReLU(), nn.Conv2d(12, 24, 4, 2, 1), nn.ReLU(),
+                                      nn.Conv2d(24, 48, 4, 2, 1), nn.ReLU())
+
+    def forward(self, x):
+        return F.relu(self.bottleneck(self.features(x)))
+
+
+class DecoderIgnoringItsLayers(ap.Decoder):
+    """Hostile: right layers, zero weights at init, and a forward that returns a constant of the right
+    shape (against weights taken from the student's own module, the reference output is constant too)."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.no_grad():
+            for p in self.parameters():
+                p.zero_()
+
+    def forward(self, z):
+        return torch.full((z.shape[0], 3, 64, 64), 0.5)
+
+
+def test_layers_registered_in_another_order_get_full_marks():
+    for grade_id, name, cls in (("test_decoder", "Decoder", DecoderDeclaredBackwards),
+                                ("test_encoder", "Encoder", EncoderBottleneckFirst)):
+        results = _run(grade_id, **{name: cls})
+        assert _failed(results) == [], [r.message for r in results.values() if not r.passed]
+
+
+def test_a_module_that_ignores_its_layers_fails_the_layer_check():
+    results = _run("test_decoder", Decoder=DecoderIgnoringItsLayers)
+    assert _failed(results) == ["Decoder computes the specified layers"]
+
+
+@pytest.mark.parametrize("seed", range(0, 40, 3))
+def test_the_reference_passes_for_every_students_inputs(seed):
+    """Hidden inputs are drawn per student and submission: the reference passes whatever the seed."""
+    for grade_id, objects in (("test_encoder", {"Encoder": ap.Encoder}), ("test_decoder", {"Decoder": ap.Decoder}),
+                              ("test_train_ae", {"train_ae": ap.train_ae}),
+                              ("test_train_classifier", {"train_classifier": ap.train_classifier,
+                                                         "SUPERVISED": dict(ap.SUPERVISED_EXPECTED)})):
+        results = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit(grade_id), objects, seed=seed * 7_919_113)}
+        assert _failed(results) == [], (seed, [r.message for r in results.values() if not r.passed])

@@ -5,6 +5,7 @@ real grading of a whole batch is exercised by tests/test_hostile.py.
 """
 import csv
 import json
+import time
 import textwrap
 import zipfile
 from pathlib import Path
@@ -33,6 +34,9 @@ FAKE = textwrap.dedent('''
         src = nb["cells"][0]["source"] if nb.get("cells") else ""
         if "DIE" in src:
             os._exit(3)          # kills the worker process, as a hostile notebook could
+        if "HANG" in src:
+            import time
+            time.sleep(3600)     # a grader that never returns (a stuck kernel, a stopped process)
         score = float(src.split("=")[1]) if "score=" in src else 1.0
         pset = get_problem_set(pset_id)
         units = []
@@ -198,9 +202,24 @@ def test_a_submission_that_kills_its_worker_does_not_stop_the_batch(tmp_path, fa
     fn, log = fake_grader
     course = _class(tmp_path / "course", {"alice": "score=4", "mallory": "DIE", "bob": "score=2", "carol": "score=1"})
     r = grade_class(PSET, course, tmp_path / "out", workers=2, progress=False, grade_fn=fn)
-    assert r.killed == ["mallory"] and r.errors == {}
-    assert {k: v.score for k, v in r.results.items()} == {"alice": 4, "bob": 2, "carol": 1, "mallory": 0}
-    assert "killed" in r.results["mallory"].notes[0] and r.results["mallory"].flags
+    assert r.killed == ["mallory"] and list(r.errors) == ["mallory"] and "died" in r.errors["mallory"]
+    # a worker that died twice on one submission is the grader's failure: no grade, graded again next run
+    assert r.results["mallory"].grader_error and "Not graded yet" in r.results["mallory"].notes[0]
+    assert {k: v.score for k, v in r.results.items() if not v.grader_error} == {"alice": 4, "bob": 2, "carol": 1}
+    rows = {row["student"]: row["total"] for row in csv.DictReader((tmp_path / "out" / "grades.csv").open())}
+    assert rows == {"alice": "4", "bob": "2", "carol": "1", "mallory": ""}
+
+
+def test_a_job_past_its_deadline_is_stopped_and_not_scored(tmp_path, fake_grader):
+    fn, log = fake_grader
+    course = _class(tmp_path / "course", {"alice": "score=4", "hugo": "HANG", "bob": "score=2"})
+    start = time.monotonic()
+    r = grade_class(PSET, course, tmp_path / "out", workers=2, progress=False, grade_fn=fn,
+                    options=GradeOptions(job_timeout=6))
+    assert time.monotonic() - start < 60
+    assert list(r.errors) == ["hugo"] and "deadline of 6 s" in r.errors["hugo"]
+    assert r.results["hugo"].grader_error
+    assert {k: v.score for k, v in r.results.items() if not v.grader_error} == {"alice": 4, "bob": 2}
 
 
 def test_cli_grade_command(tmp_path, capsys):

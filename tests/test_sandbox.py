@@ -63,11 +63,15 @@ def test_the_kernel_writes_only_its_scratch_and_has_no_network_and_sees_no_grade
     code = f"""
 import os, socket
 results = []
-for target in ({str(REPO / 'pwned.txt')!r}, {sys.prefix + '/pwned.txt'!r}, '/etc/pwned'):
+for target in ({sys.prefix + '/pwned.txt'!r}, '/etc/pwned'):
     try:
         open(target, 'w').write('x'); results.append('wrote ' + target)
     except OSError:
         pass
+try:  # the repository: checked on the host below (a checkout under /tmp is shadowed by the sandbox's own /tmp)
+    open({str(REPO / 'pwned.txt')!r}, 'w').write('x')
+except OSError:
+    pass
 open('mine.txt', 'w').write('ok')  # its own working folder
 try:
     socket.create_connection(('1.1.1.1', 80), timeout=3); results.append('network')
@@ -82,7 +86,7 @@ print(results, os.getuid())
     res = session.run(code, 30)
     assert res["status"] == "ok", res
     assert _out(res).strip() == "[] 65534"
-    assert not (REPO / "pwned.txt").exists()
+    assert not (REPO / "pwned.txt").exists() and not os.path.exists(sys.prefix + "/pwned.txt")
     assert (session.workdir / "mine.txt").read_text() == "ok"
 
 

@@ -12,6 +12,8 @@ import traceback
 import torch
 from torch import nn
 
+from .common import load_by_shape
+
 
 def rig_autoencoder() -> nn.Module:
     """A tiny autoencoder used to exercise ``train_ae``: (B, 3, 16, 16) -> (B, 3, 16, 16)."""
@@ -69,9 +71,13 @@ def probe_module(objects: dict, inputs: dict, name: str, input_key: str) -> dict
     if not isinstance(module, nn.Module):
         return {"error": f"{name}() should create a torch.nn.Module, obtained a {type(module).__name__}."}
     module = module.cpu().float().eval()
+    own = _params(module)  # the student's own initial weights (their shapes and number are checked)
+    # The outputs are computed with the grader's random weights loaded into the student's layers, so that
+    # the judge can recompute them: a forward pass that ignores its layers cannot match.
+    loaded = load_by_shape(module, inputs.get("weights"))
     with torch.no_grad():
         outputs = [module(x.clone()).detach().cpu() for x in inputs[input_key]]
-    return {"params": _params(module), "outputs": outputs}
+    return {"params": own, "loaded": loaded, "outputs": outputs}
 
 
 def probe_encoder(objects: dict, inputs: dict) -> dict:
