@@ -115,14 +115,36 @@ def random_weights(reference: type, seed: int) -> list:
         return [[p.detach().clone() for p in group] for group in weight_groups(reference())]
 
 
+def _revealing_input(reference: type, weights: list, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """``x`` scaled so that, with ``weights``, the reference's last layer (before its final activation) gives
+    values below ``low`` somewhere and above ``high`` somewhere, but nowhere beyond +-12: on that input a
+    missing or wrong final activation shows in the output's range (a Sigmoid's output stays strictly inside
+    (0, 1) in float32), whatever random weights the grader drew."""
+    ref = reference()
+    _load_into(ref, [t for group in weights for t in group])
+    body = ref.net[:-1]
+    best = x
+    with torch.no_grad():
+        for scale in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64):
+            pre = body(x * scale)
+            if pre.abs().max() >= 12:
+                break
+            best = x * scale
+            if pre.min() < low and pre.max() > high:
+                break
+    return best
+
+
 def inputs_encoder(seed: int) -> dict:
-    return {"seed": seed, "x": [torch.rand(2, 3, 64, 64, generator=_gen(seed))],  # (2, 3, 64, 64)
-            "weights": random_weights(Encoder, seed)}
+    x = torch.rand(2, 3, 64, 64, generator=_gen(seed))  # (2, 3, 64, 64)
+    weights = random_weights(Encoder, seed)
+    return {"seed": seed, "x": [x, _revealing_input(Encoder, weights, x - 0.5, -0.05, 0.05)], "weights": weights}
 
 
 def inputs_decoder(seed: int) -> dict:
-    return {"seed": seed, "z": [torch.rand(2, 24, 4, 4, generator=_gen(seed))],  # (2, 24, 4, 4)
-            "weights": random_weights(Decoder, seed)}
+    z = torch.rand(2, 24, 4, 4, generator=_gen(seed))  # (2, 24, 4, 4)
+    weights = random_weights(Decoder, seed)
+    return {"seed": seed, "z": [z, _revealing_input(Decoder, weights, z, -1.0, 1.5)], "weights": weights}
 
 
 def inputs_train_ae(seed: int) -> dict:
@@ -174,7 +196,8 @@ def _judge_module(obs: dict, inputs: dict, *, name: str, reference: type, input_
                   expected_params: int, out_shape: tuple, range_check) -> list:
     params = _tensor_list(obs.get("params"), f"{name}'s parameters")
     outputs = _tensor_list(obs.get("outputs"), f"{name}'s outputs")
-    x = inputs[input_key][0]
+    xs = inputs[input_key]
+    x = xs[0]
     n_params = sum(p.numel() for p in params)
     ref = reference()
     ref_shapes = _layer_shapes(list(ref.parameters()))
@@ -191,14 +214,19 @@ def _judge_module(obs: dict, inputs: dict, *, name: str, reference: type, input_
         expected=f"{expected_params:,} parameters", obtained=f"{n_params:,} (layers: {_layer_shapes(params)})",
         hint=f"The reference layers have weight/bias shapes {ref_shapes}.",
     ))
-    results.append(range_check(out))
+    # The range over every input: the last one makes the final activation show (see _revealing_input).
+    results.append(range_check(torch.cat([o.flatten() for o in outputs]) if len(outputs) == len(xs) and all(
+        tuple(o.shape) == tuple(out.shape) for o in outputs) else out))
     # The probe loaded the grader's random weights into the student's layers (matched by shape) before
     # computing the output; the reference, with the same weights, must give the same output.
     if obs.get("loaded") is True and _load_into(ref, [t for group in inputs["weights"] for t in group]):
         ref.eval()
         with torch.no_grad():
-            expected = ref(x)
-        ok = tuple(out.shape) == tuple(expected.shape) and torch.allclose(out.float(), expected, atol=1e-5, rtol=1e-4)
+            expected = [ref(v) for v in xs]
+        ok = len(outputs) == len(expected) and all(
+            tuple(o.shape) == tuple(e.shape) and torch.allclose(o.float(), e, atol=1e-5, rtol=1e-4)
+            for o, e in zip(outputs, expected))
+        expected = expected[0]
         detail = ("the same shape but different values" if tuple(out.shape) == tuple(expected.shape)
                   else f"shape {fmt_shape(out.shape)}")
         results.append(check(

@@ -573,6 +573,11 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
         problem = sandbox_problem()
         if problem:
             raise GraderError(sandbox_advice(problem))
+        from course_utils.sandbox import protect, sandbox_mode
+
+        if sandbox_mode() == "user":  # the kernels' user: not the submissions, not the results
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            protect([str(source), str(out_dir)])
     out_dir = Path(out_dir)
     (out_dir / "results").mkdir(parents=True, exist_ok=True)
     subs = discover(pset_id, source, out_dir / "_extracted" if Path(source).is_file() else None, name_regex)

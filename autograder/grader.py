@@ -241,13 +241,15 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         result.seconds = time.monotonic() - start
         return result
     if options.sandbox:
-        from course_utils.sandbox import sandbox_problem
+        from course_utils.sandbox import protect, sandbox_mode, sandbox_problem
 
         problem = sandbox_problem()
         if problem:
             result = grader_error_result(pset, student, notebook_path.name, sandbox_advice(problem))
             result.seconds = time.monotonic() - start
             return result
+        if sandbox_mode() == "user":  # the kernel's user: not the submissions' folder either
+            protect([str(notebook_path.parent)])
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
     session = _KernelSession(None if options.sandbox else workdir, options, data_dir,
                              preload=_LEARNED_PRELOAD.get(pset.id, ()))

@@ -139,6 +139,11 @@ def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, o
         raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
     options = options or GradeOptions()
     start = time.monotonic()
+    if options.sandbox:
+        from course_utils.sandbox import protect, sandbox_mode
+
+        if sandbox_mode() == "user":  # Gradescope's own folders: the bundle (the kit's wheel), results, submission
+            protect([os.getcwd(), str(submission_dir), "/autograder"])
     with tempfile.TemporaryDirectory(prefix="gradescope_") as tmp:
         work = Path(tmp) / "submission"
         if submission_dir.is_dir():  # grade copies: nothing the kernel does touches Gradescope's folder

@@ -365,6 +365,13 @@ class KernelSession:
         self.preload = tuple(sorted(set(preload or ())))  # heavy modules the notebook imports: the zygote
         # imports them once, for all later kernels
         self.zygote = _zygote_wanted(zygote)
+        self.wall = None  # "bwrap" or "user" (course_utils.sandbox.sandbox_mode) when sandboxed
+        if self.sandbox:
+            from .sandbox import sandbox_mode
+
+            self.wall = sandbox_mode() or "bwrap"  # none: bwrap fails to start, with its own message
+            if self.wall == "user":
+                self.zygote = False  # each kernel is started afresh as the kernel's user
         self.client = None
         self.pid = None
         self.watchdog = None
@@ -419,17 +426,26 @@ class KernelSession:
                 break
         if self._zygote_obj is None:
             cmd = [sys.executable, "-m", "course_utils.probes.kernel", "-f", conn]
-            if self.sandbox:
+            kwargs = {}
+            if self.wall == "bwrap":
                 cmd = sandbox_command(str(self._private), env, chdir=str(self.workdir)) + cmd
+            elif self.wall == "user":
+                from .sandbox import user_kwargs
+
+                kwargs = user_kwargs()
             logf = open(log, "ab")
             proc = subprocess.Popen(cmd, env=env, cwd=str(self.workdir), stdin=subprocess.DEVNULL, stdout=logf,
-                                    stderr=logf, start_new_session=True)
+                                    stderr=logf, start_new_session=True, **kwargs)
             logf.close()
             self._proc = proc
             self.pid = proc.pid
-            if self.sandbox:  # watch and kill the whole sandbox (bwrap and all it runs)
+            if self.wall == "bwrap":  # watch and kill the whole sandbox (bwrap and all it runs)
                 root = proc.pid
                 extra = lambda: _descendants(root)  # noqa: E731
+            elif self.wall == "user":  # every process of the kernel's user is this kernel's
+                from .sandbox import user_pids
+
+                extra = user_pids
         self.watchdog = _Watchdog(self.pid, int(self.options.memory_mb), extra)
         self.watchdog.start()
         kc = BlockingKernelClient(connection_file=conn)
@@ -472,8 +488,15 @@ class KernelSession:
         env = dict(self.env, COURSE_KIT_PROBE_KEY_FILE=str(key_file), IPYTHONDIR=str(private / "ipython"))
         if self.sandbox:
             env.update(sandbox_env(str(private)))
-        else:  # outside a sandbox the kernel watches the grader and ends with it (bwrap does that otherwise)
+        if self.wall != "bwrap":  # the kernel watches the grader and ends with it (bwrap does that otherwise)
             env["COURSE_KIT_GRADER_PID"] = str(os.getpid())
+        if self.wall == "user":
+            from .sandbox import give_to_user, user_library
+
+            env.pop("COURSE_KIT_SANDBOX", None)  # no namespace of its own: the forked-kernel rules do not apply
+            if user_library():
+                env["PYTHONPATH"] = user_library()
+            give_to_user(self._scratch or str(private))
         return conn, env, str(private / "kernel.log")
 
     def _discard_private(self) -> None:
@@ -504,6 +527,10 @@ class KernelSession:
             self.client = None
         if self.pid is not None:
             _kill_tree(self.pid)
+            if self.wall == "user":
+                from .sandbox import clean_user
+
+                clean_user()
             zygote = getattr(self, "_zygote_obj", None)
             if zygote is not None:
                 zygote.reset()

@@ -178,9 +178,180 @@ def _probe_sandbox(bwrap: str | None) -> str | None:
     return None
 
 
+# ---- the second wall: another user (a grader running as root where namespaces are forbidden) ---------------
+
+ENV_MODE = "COURSE_KIT_SANDBOX_MODE"  # "bwrap" or "user": use that wall only (default: bwrap, else user as root)
+USER_UID = int(os.environ.get("COURSE_KIT_SANDBOX_UID", "64999"))  # a uid no account uses: all its processes are the kernel's
+
+
+def _protected_paths(extra=()) -> list:
+    """What the kernel's user must not read: the instructor package wherever it is installed, the course
+    checkout the student library comes from (solutions, sources), the grader's home, and ``extra``."""
+    paths = set(hidden_package_dirs(_python_dirs() + list(SYSTEM_DIRS)))
+    library = _student_library()
+    if library and _is_source_checkout(os.path.dirname(library)):
+        paths.add(os.path.dirname(library))
+    home = os.path.realpath(os.path.expanduser("~"))
+    if home not in ("/", "") and os.path.isdir(home) and not any(_inside(d, home) for d in _python_dirs()):
+        paths.add(home)  # (not when Python itself lives there, as with pyenv: the kernel needs it)
+    paths.update(os.path.realpath(p) for p in extra if p and os.path.exists(p))
+    return sorted(paths)
+
+
+def protect(extra=()) -> list:
+    """Make the folders of :func:`_protected_paths` unreadable to other users (``chmod go-rwx``); returns them."""
+    done = []
+    for path in _protected_paths(extra):
+        try:
+            os.chmod(path, os.stat(path).st_mode & 0o700)
+            done.append(path)
+        except OSError:
+            pass
+    return done
+
+
+@functools.lru_cache(maxsize=None)
+def user_library() -> str | None:
+    """A folder holding a readable copy of the student library, for the kernel's user, when the library
+    itself lies in a protected course checkout (None when it is importable as installed)."""
+    library = _student_library()
+    if not library or not _is_source_checkout(os.path.dirname(library)):
+        return None
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="ck_kitlib_")
+    shutil.copytree(library, os.path.join(base, "course_utils"), ignore=shutil.ignore_patterns("__pycache__"))
+    os.chmod(base, 0o755)
+    return base
+
+
+def user_kwargs() -> dict:
+    """Popen arguments that start a process as the kernel's user, with no extra groups."""
+    return {"user": USER_UID, "group": USER_UID, "extra_groups": [], "umask": 0o077}
+
+
+def give_to_user(path: str) -> None:
+    """Hand ``path`` (a scratch folder the grader made, and what is in it) to the kernel's user."""
+    for root, dirs, files in os.walk(path):
+        for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+            try:
+                os.chown(name, USER_UID, USER_UID, follow_symlinks=False)
+            except OSError:
+                pass
+    os.chmod(path, 0o700)
+
+
+def user_pids() -> list:
+    """Every process of the kernel's user."""
+    import psutil
+
+    out = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        try:
+            if (proc.info["uids"] and proc.info["uids"].real == USER_UID
+                    and proc.info["status"] != psutil.STATUS_ZOMBIE):
+                out.append(proc.pid)
+        except psutil.Error:
+            continue
+    return out
+
+
+def clean_user() -> None:
+    """After a submission: kill every process of the kernel's user, remove its files from the temp folders."""
+    for _round in range(3):
+        pids = user_pids()
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            try:
+                if os.lstat(path).st_uid != USER_UID:
+                    continue
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+def _reach_python() -> None:
+    """Let the kernel's user reach the Python installation: every folder above it traversable (``o+x``: a
+    path can be followed, the folder not listed), as with pyenv under a ``/root`` of mode 700."""
+    for top in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}:
+        folder = top
+        while folder not in ("/", ""):
+            folder = os.path.dirname(folder)
+            try:
+                mode = os.stat(folder).st_mode
+                if not mode & 0o001:
+                    os.chmod(folder, (mode & 0o7777) | 0o001)
+            except OSError:
+                pass
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_user() -> str | None:
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the grader does not run as root, so it cannot run the students' code as another user either"
+    import tempfile
+
+    _reach_python()
+    protect()
+    code = ("import course_utils, os, sys\ntry:\n    __import__(%r)\nexcept Exception:\n    print('walled')\n"
+            "else:\n    print('instructor package readable')") % HIDDEN_PACKAGES[0]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if user_library():
+        env["PYTHONPATH"] = user_library()
+    with tempfile.TemporaryDirectory(prefix="ck_sandbox_probe_") as tmp:
+        give_to_user(tmp)
+        try:
+            res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp,
+                                 env=env, **user_kwargs())
+        except Exception as exc:
+            return f"the students' code cannot be started as another user ({type(exc).__name__}: {exc})"
+    if res.stdout.strip() != "walled":
+        err = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no message"]
+        return f"a kernel started as another user does not work here ({err[0][:300]})"
+    return None
+
+
+def sandbox_mode() -> str | None:
+    """The wall the grading kernels run behind on this machine: ``"bwrap"`` (namespaces: see the module's
+    description), ``"user"`` (the grader runs as root where namespaces are forbidden, as in Gradescope's
+    containers: the kernel runs as an unprivileged user of its own that cannot read the instructor package,
+    the course folder or the grader's home, whose processes are all killed after each submission; the
+    network stays reachable), or None when neither can start (see :func:`sandbox_problem`)."""
+    forced = os.environ.get(ENV_MODE, "").strip().lower()
+    if forced == "user":
+        return "user" if _probe_user() is None else None
+    if _probe_sandbox(find_bwrap()) is None:
+        return "bwrap"
+    if forced != "bwrap" and _probe_user() is None:
+        return "user"
+    return None
+
+
 def sandbox_problem() -> str | None:
-    """Why a grading sandbox cannot start on this machine, or None when it can."""
-    return _probe_sandbox(find_bwrap())
+    """Why no grading sandbox can start on this machine, or None when one can."""
+    if sandbox_mode() is not None:
+        return None
+    forced = os.environ.get(ENV_MODE, "").strip().lower()
+    if forced == "user":
+        return _probe_user()
+    problem = _probe_sandbox(find_bwrap())
+    return problem if forced == "bwrap" else f"{problem}; and {_probe_user()}"
 
 
 def host_pid(root_pid: int, ns_pid: int) -> int | None:

@@ -249,3 +249,17 @@ def test_the_reference_passes_for_every_students_inputs(seed):
                                                          "SUPERVISED": dict(ap.SUPERVISED_EXPECTED)})):
         results = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit(grade_id), objects, seed=seed * 7_919_113)}
         assert _failed(results) == [], (seed, [r.message for r in results.values() if not r.passed])
+
+
+@pytest.mark.parametrize("seed", [k * 7_919_113 % 2**31 for k in range(12)])
+def test_a_wrong_final_activation_fails_its_range_check_for_every_students_inputs(seed):
+    """The range checks use an input scaled so that the grader's random weights make a missing Sigmoid or a
+    missing last ReLU show (with plain random inputs a ReLU decoder stayed inside (0, 1) for some seeds)."""
+    class EncoderNoLastReLU(ap.Encoder):
+        def __init__(self):
+            super().__init__()
+            self.net = self.net[:-1]
+
+    dec = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit("test_decoder"), {"Decoder": DecoderReLUOut}, seed)}
+    enc = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit("test_encoder"), {"Encoder": EncoderNoLastReLU}, seed)}
+    assert not dec["Decoder output in (0, 1)"].passed and not enc["Encoder output is non-negative"].passed
