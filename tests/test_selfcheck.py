@@ -37,7 +37,9 @@ def test_colab_resaved_notebook_selfchecks_and_grades_like_the_original(samples,
     assert _statuses(run_selfcheck(resaved)) == _statuses(run_selfcheck(original))
     a = grade_submission("autoencoder_probing", original, "a").to_dict()
     b = grade_submission("autoencoder_probing", resaved, "b").to_dict()
-    assert [u["checks"] for u in a["units"]] == [u["checks"] for u in b["units"]]
+    # the same checks pass and fail (the messages' numbers differ: hidden inputs are drawn per submission)
+    verdicts = lambda r: [[(c["name"], c["passed"], c["points"]) for c in u["checks"]] for u in r["units"]]  # noqa: E731
+    assert verdicts(a) == verdicts(b)
     assert a["score"] == b["score"] == 3.5
 
 
