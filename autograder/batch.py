@@ -328,7 +328,13 @@ def _worker_init(warm: dict | None = None) -> None:
                 from course_utils.runner import _Zygote, kernel_env
 
                 env = kernel_env(argparse.Namespace(**warm["options"]), warm.get("data_dir"))
-                _Zygote.get(env).preload(warm.get("preload") or ())
+                sandbox = bool(warm["options"].get("sandbox"))
+                if sandbox:
+                    from course_utils.sandbox import sandbox_mode
+
+                    if sandbox_mode() != "bwrap":  # the user wall starts each kernel afresh: no zygote
+                        return
+                _Zygote.get(env, sandbox).preload(warm.get("preload") or ())
             except Exception:
                 pass
 

@@ -286,8 +286,18 @@ def _reset_sandbox() -> None:
 
     me = os.getpid()
     keep = os.path.realpath(os.environ.get("COURSE_KIT_SCRATCH", os.getcwd()))  # the grader's folder, bound in
+    # This zygote and the processes above it (bwrap's pid 1, the shell that keeps the sandbox open): killing
+    # the shell would end the sandbox, and with it this zygote, which the next submission then had to rebuild.
+    spared, pid = {1, me}, me
+    while pid > 1:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        spared.add(pid)
     for _round in range(3):
-        others = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in (1, me)]
+        others = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared]
         if not others:
             break
         for pid in others:
