@@ -175,7 +175,7 @@ def test_gradescope_layout_setup_and_run_autograder_from_a_regular_install(bundl
     setup = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=env, capture_output=True, text=True,
                            timeout=600, cwd=tmp_path)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
-    assert "grading sandbox: ready" in setup.stdout
+    assert "grading sandbox: bubblewrap (namespaces)" in setup.stdout
     where = subprocess.run([py, "-c", "import autograder, course_utils; print(autograder.__file__); "
                                       "print(course_utils.__file__)"], capture_output=True, text=True, cwd=tmp_path,
                            env=env, check=True).stdout.split()
