@@ -264,45 +264,134 @@ def judge_decoder(obs: dict, inputs: dict) -> list:
                          expected_params=DECODER_PARAMS, out_shape=(2, 3, 64, 64), range_check=unit_range)
 
 
-def _rig_mse(params: list, batches: list) -> float:
+# ---- training units: judged on what training produced --------------------------------------------
+# The probe trains a rig from the grader's weights on the grader's batches (no shuffling, no dropout), so the
+# reference recipe, replayed here, gives the very same weights (a correct step in any style matched to the
+# last bit when measured). Each classic mistake moves them far beyond the tolerance (1e-4 to 0.5 for the
+# mistakes below): replaying the mistakes too names the one a student made.
+
+WEIGHT_TOL = 1e-5  # absolute, on every parameter after training (plus 1e-4 relative)
+AE_RECIPE = {"opt": "adam", "lr": 1e-3, "weight_decay": 0.0, "loss": "mse", "zero_grad": True}
+CLF_RECIPE = {"opt": "adam", "lr": 1e-3, "weight_decay": 1e-4, "loss": "ce", "zero_grad": True}
+AE_MISTAKES = {
+    "no optimizer.zero_grad() (the gradients add up from step to step)": {"zero_grad": False},
+    "a learning rate of 1e-2 instead of 1e-3": {"lr": 1e-2},
+    "binary cross-entropy instead of the mean squared error": {"loss": "bce"},
+    "the summed instead of the mean squared error": {"loss": "sum"},
+    "SGD instead of Adam": {"opt": "sgd"},
+}
+CLF_MISTAKES = {
+    "no weight_decay=1e-4": {"weight_decay": 0.0},
+    "SGD instead of Adam": {"opt": "sgd"},
+    "a softmax before F.cross_entropy (it applies log-softmax itself)": {"loss": "softmax_ce"},
+    "no optimizer.zero_grad() (the gradients add up from step to step)": {"zero_grad": False},
+    "a learning rate of 1e-2 instead of 1e-3": {"lr": 1e-2},
+}
+
+
+def _loss(kind: str, out, x, y):
+    if kind == "mse":
+        return F.mse_loss(out, x)
+    if kind == "sum":
+        return F.mse_loss(out, x, reduction="sum")
+    if kind == "bce":
+        return F.binary_cross_entropy(out.clamp(1e-6, 1 - 1e-6), x)
+    if kind == "ce":
+        return F.cross_entropy(out, y)
+    return F.cross_entropy(out.softmax(dim=-1), y)  # "softmax_ce"
+
+
+def _replay(params, forward, batches, epochs: int, recipe: dict):
+    """Train ``params`` with ``recipe`` as a student's step would; (mean loss of every epoch)."""
+    cls = torch.optim.Adam if recipe["opt"] == "adam" else torch.optim.SGD
+    optimizer = cls(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    history = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the grading kernel: the same sums in the same order
+    try:
+        for _ in range(epochs):
+            total = 0.0
+            for x, y in batches:
+                loss = _loss(recipe["loss"], forward(x), x, y)
+                if recipe["zero_grad"]:
+                    optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item()
+            history.append(total / max(len(batches), 1))
+    finally:
+        torch.set_num_threads(threads)
+    return history
+
+
+def _close(got: list, want: list) -> bool:
+    return len(got) == len(want) and all(
+        p.shape == q.shape and torch.allclose(p.float(), q.float(), atol=WEIGHT_TOL, rtol=1e-4) for p, q in zip(got, want))
+
+
+def _train_ae_rig(inputs: dict, recipe: dict):
     rig = probes.rig_autoencoder()
-    if not _load_into(rig, params):
-        raise ValueError("the trained model's parameters have the wrong shapes")
-    with torch.no_grad():
-        return float(sum(F.mse_loss(rig(x), x) for x in batches) / len(batches))
+    _load_into(rig, inputs["init"])
+    history = _replay(rig.parameters(), rig, [(b, None) for b in inputs["batches"]], int(inputs["epochs"]), recipe)
+    return [p.detach().clone() for p in rig.parameters()], history
+
+
+def _which(mistakes: dict, base: dict, got: list, train) -> str:
+    for words, change in mistakes.items():
+        if _close(got, train(dict(base, **change))):
+            return words
+    return ""
 
 
 def judge_train_ae(obs: dict, inputs: dict) -> list:
     params = _tensor_list(obs.get("params"), "the trained model's parameters")
     returned = obs.get("returned") or []
-    before = _rig_mse(inputs["init"], inputs["batches"])
-    after = _rig_mse(params, inputs["batches"])
+    if len(params) != len(inputs["init"]) or any(p.shape != q.shape for p, q in zip(params, inputs["init"])):
+        raise ValueError("the trained model's parameters do not have the rig's shapes")
     changed = any(not torch.equal(p, q) for p, q in zip(params, inputs["init"]))
     epochs = int(inputs["epochs"])
+    want, want_history = _train_ae_rig(inputs, AE_RECIPE)
+    same = _close(params, want)
+    mistake = "" if same or not changed else _which(AE_MISTAKES, AE_RECIPE, params, lambda r: _train_ae_rig(inputs, r)[0])
     finite = all(isinstance(v, float) and v == v and abs(v) != float("inf") for v in returned)
+    losses_ok = len(returned) == epochs and finite and all(
+        abs(a - b) <= 1e-3 * abs(b) + 1e-7 for a, b in zip(returned, want_history))
     return [
         check("train_ae updates the model's weights", 0.25, changed,
               expected="the model's parameters to change after training", obtained="they did not change",
               hint="Create an optimizer over model.parameters() and call loss.backward() and optimizer.step()."),
-        check("train_ae lowers the reconstruction loss", 0.5, after < 0.9 * before,
-              expected=f"the MSE on the training batches to fall below {0.9 * before:.5f} (it was {before:.5f} before)",
-              obtained=f"{after:.5f} after {epochs} epochs",
-              hint="Use an MSE loss between the reconstruction and the input, Adam with lr=1e-3."),
-        check("train_ae returns the loss of every epoch", 0.25, len(returned) == epochs and finite,
-              expected=f"a list of {epochs} finite per-epoch losses", obtained=f"{len(returned)} values {returned[:3]}..."),
+        check("train_ae follows the recipe (Adam, lr 1e-3, mean squared error)", 0.5, same,
+              expected=f"the weights that {epochs} epochs of one Adam step per batch (lr 1e-3) on the mean squared "
+                       f"error between model(images) and images give, from the grader's starting weights",
+              obtained=(f"other weights: your step looks like it uses {mistake}" if mistake else
+                        "the starting weights" if not changed else "other weights"),
+              hint="In step(batch): move the images to device, loss = F.mse_loss(model(images), images), then "
+                   "optimizer.zero_grad(), loss.backward(), optimizer.step(), and return the loss."),
+        check("train_ae returns the loss of every epoch", 0.25, losses_ok,
+              expected=f"a list of {epochs} per-epoch mean losses (the mean squared error of each epoch's batches)",
+              obtained=f"{len(returned)} values starting {[round(v, 6) for v in returned[:3]]}"
+              + ("" if len(returned) != epochs or not finite else ", not those losses"),
+              hint="step(batch) must return the loss; fit(step, dataloader, epochs).epoch_loss is the list to return."),
     ]
 
 
-def _rig_ce(enc_params: list, clf_params: list, images: list, labels: list) -> float:
+def _train_clf_rig(inputs: dict, supervised: bool, recipe: dict):
     enc, clf = probes.rig_encoder(), probes.rig_classifier()
-    if not (_load_into(enc, enc_params) and _load_into(clf, clf_params)):
-        raise ValueError("the trained parameters have the wrong shapes")
-    with torch.no_grad():
-        return float(sum(F.cross_entropy(clf(enc(x)), y) for x, y in zip(images, labels)) / len(images))
+    _load_into(enc, inputs["encoder"])
+    _load_into(clf, inputs["classifier"])
+    params = list(clf.parameters()) + (list(enc.parameters()) if supervised else [])
+    if not supervised:
+        enc.requires_grad_(False)
+    batches = list(zip(inputs["images"], inputs["labels"]))
+    _replay(params, lambda x: clf(enc(x).flatten(1)), batches, int(inputs["epochs"]), recipe)
+    return [p.detach().clone() for p in enc.parameters()], [p.detach().clone() for p in clf.parameters()]
 
 
 def judge_train_classifier(obs: dict, inputs: dict) -> list:
     frozen, supervised = obs.get("frozen") or {}, obs.get("supervised") or {}
+    hint = ("loss = F.cross_entropy(classifier(encoder(images).flatten(1)), labels); Adam with lr=1e-3 and "
+            "weight_decay=1e-4 over the classifier's parameters, and the encoder's too when supervised=True; "
+            "optimizer.zero_grad(), loss.backward(), optimizer.step().")
     results = []
     if frozen:
         enc_f = _tensor_list(frozen.get("encoder"), "the encoder's parameters")
@@ -312,23 +401,34 @@ def judge_train_classifier(obs: dict, inputs: dict) -> list:
                              expected="the encoder's weights to stay bit-identical (frozen)",
                              obtained="they changed",
                              hint="With supervised=False only the classifier's parameters go to the optimizer."))
-        before = _rig_ce(inputs["encoder"], inputs["classifier"], inputs["images"], inputs["labels"])
-        after = _rig_ce(enc_f, clf_f, inputs["images"], inputs["labels"])
-        results.append(check("supervised=False trains the classifier", 0.25, after < before - 1e-3,
-                             expected=f"the cross-entropy to fall below {before:.4f}",
-                             obtained=f"{after:.4f}",
-                             hint="Use cross-entropy on classifier(encoder(images).flatten(1)), Adam lr=1e-3."))
+        want = _train_clf_rig(inputs, False, CLF_RECIPE)[1]
+        ok = _close(clf_f, want)
+        mistake = "" if ok else _which(CLF_MISTAKES, CLF_RECIPE, clf_f, lambda r: _train_clf_rig(inputs, False, r)[1])
+        results.append(check("supervised=False trains the classifier by the recipe", 0.25, ok,
+                             expected="the classifier weights that Adam (lr 1e-3, weight_decay 1e-4) on the "
+                                      "cross-entropy gives from the grader's starting weights",
+                             obtained=f"other weights{': your step looks like it uses ' + mistake if mistake else ''}",
+                             hint=hint))
     else:
         results += [check("supervised=False leaves the encoder unchanged", 0.25, False, obtained=str(obs.get("frozen_error", "not run"))),
-                    check("supervised=False trains the classifier", 0.25, False, obtained=str(obs.get("frozen_error", "not run")))]
+                    check("supervised=False trains the classifier by the recipe", 0.25, False,
+                          obtained=str(obs.get("frozen_error", "not run")))]
     if supervised:
         enc_s = _tensor_list(supervised.get("encoder"), "the encoder's parameters")
+        clf_s = _tensor_list(supervised.get("classifier"), "the classifier's parameters")
+        want_enc, want_clf = _train_clf_rig(inputs, True, CLF_RECIPE)
+        ok = _close(enc_s, want_enc) and _close(clf_s, want_clf)
         changed = any(not torch.equal(p, q) for p, q in zip(enc_s, inputs["encoder"]))
-        results.append(check("supervised=True trains the encoder too", 0.25, changed,
-                             expected="the encoder's weights to change", obtained="they did not change",
-                             hint="With supervised=True the encoder's parameters must be optimised as well."))
+        mistake = "" if ok or not changed else _which(
+            CLF_MISTAKES, CLF_RECIPE, enc_s + clf_s, lambda r: sum(_train_clf_rig(inputs, True, r), []))
+        results.append(check("supervised=True trains the encoder and the classifier by the recipe", 0.25, ok,
+                             expected="the encoder and classifier weights that the same recipe gives with the encoder's "
+                                      "parameters optimised too",
+                             obtained=("the encoder's weights did not change" if not changed else
+                                       f"other weights{': your step looks like it uses ' + mistake if mistake else ''}"),
+                             hint=hint))
     else:
-        results.append(check("supervised=True trains the encoder too", 0.25, False,
+        results.append(check("supervised=True trains the encoder and the classifier by the recipe", 0.25, False,
                              obtained=str(obs.get("supervised_error", "not run"))))
     settings = obs.get("settings") or {}
     ok = all(settings.get(k) is v for k, v in SUPERVISED_EXPECTED.items())
@@ -349,12 +449,14 @@ UNITS = [
          inputs_decoder, ("Decoder output shape", "Decoder parameter count", "Decoder output in (0, 1)",
                           "Decoder computes the specified layers")),
     Unit("test_train_ae", "train_ae", 1.0, ("train_ae",), f"{PROBE_MODULE}:probe_train_ae", judge_train_ae,
-         inputs_train_ae, ("train_ae updates the model's weights", "train_ae lowers the reconstruction loss",
+         inputs_train_ae, ("train_ae updates the model's weights",
+                           "train_ae follows the recipe (Adam, lr 1e-3, mean squared error)",
                            "train_ae returns the loss of every epoch")),
     Unit("test_train_classifier", "train_classifier", 1.0, ("train_classifier", "SUPERVISED"),
          f"{PROBE_MODULE}:probe_train_classifier", judge_train_classifier, inputs_train_classifier,
-         ("supervised=False leaves the encoder unchanged", "supervised=False trains the classifier",
-          "supervised=True trains the encoder too", "SUPERVISED settings of the three methods")),
+         ("supervised=False leaves the encoder unchanged", "supervised=False trains the classifier by the recipe",
+          "supervised=True trains the encoder and the classifier by the recipe",
+          "SUPERVISED settings of the three methods")),
 ]
 
 PROBLEM_SET = ProblemSet(

@@ -18,6 +18,9 @@ def _run(grade_id, **objects):
     return {r.name: r for r in results}
 
 
+RECIPE_AE = "train_ae follows the recipe (Adam, lr 1e-3, mean squared error)"
+
+
 def _failed(results):
     return sorted(name for name, r in results.items() if not r.passed)
 
@@ -117,8 +120,8 @@ def test_train_ae_mistakes():
 
     assert "train_ae updates the model's weights" in _failed(_run("test_train_ae", train_ae=no_step))
     res = _run("test_train_ae", train_ae=ascent)
-    assert "train_ae lowers the reconstruction loss" in _failed(res)
-    assert "obtained" in res["train_ae lowers the reconstruction loss"].message
+    assert RECIPE_AE in _failed(res)
+    assert "obtained" in res[RECIPE_AE].message
 
 
 def test_train_classifier_mistakes():
@@ -127,7 +130,9 @@ def test_train_classifier_mistakes():
 
     res = _run("test_train_classifier", train_classifier=always_train_encoder,
                SUPERVISED={"I": False, "II": True, "III": False})
-    assert _failed(res) == ["supervised=False leaves the encoder unchanged"]
+    # the encoder changes, and the classifier then learns on moving features: both supervised=False checks fail
+    assert _failed(res) == ["supervised=False leaves the encoder unchanged",
+                            "supervised=False trains the classifier by the recipe"]
     wrong_settings = _run("test_train_classifier", train_classifier=ap.train_classifier,
                           SUPERVISED={"I": True, "II": True, "III": False})
     assert _failed(wrong_settings) == ["SUPERVISED settings of the three methods"]
@@ -263,3 +268,108 @@ def test_a_wrong_final_activation_fails_its_range_check_for_every_students_input
     dec = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit("test_decoder"), {"Decoder": DecoderReLUOut}, seed)}
     enc = {r.name: r for r in run_unit(ap.PROBLEM_SET.unit("test_encoder"), {"Encoder": EncoderNoLastReLU}, seed)}
     assert not dec["Decoder output in (0, 1)"].passed and not enc["Encoder output is non-negative"].passed
+
+
+# ---- training units: correct steps in other styles pass, classic mistakes lose points and are named ---------
+
+def _ae_trainer(make_loss=None, lr=1e-3, opt="adam", zero_grad=True, zero_last=False, target_noise=0.0):
+    def train_ae(model, dataloader, epochs=200):
+        optimizer = (torch.optim.Adam if opt == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
+        history = []
+        for _ in range(epochs):
+            losses = []
+            for images, _labels in dataloader:
+                target = images + target_noise * torch.randn_like(images) if target_noise else images
+                out = model(images)
+                loss = make_loss(out, target) if make_loss else F.mse_loss(out, target)
+                if zero_grad and not zero_last:
+                    optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                if zero_grad and zero_last:
+                    optimizer.zero_grad(set_to_none=False)
+                losses.append(loss.item())
+            history.append(sum(losses) / len(losses))
+        return history
+    return train_ae
+
+
+def test_train_ae_in_other_correct_styles_gets_full_marks():
+    for train_ae in (_ae_trainer(), _ae_trainer(make_loss=lambda o, x: ((o - x) ** 2).mean()),
+                     _ae_trainer(make_loss=nn.MSELoss()), _ae_trainer(zero_last=True)):
+        results = _run("test_train_ae", train_ae=train_ae)
+        assert _failed(results) == [], [r.message for r in results.values() if not r.passed]
+
+
+@pytest.mark.parametrize("mistake, trainer", [
+    ("zero_grad", _ae_trainer(zero_grad=False)),
+    ("1e-2", _ae_trainer(lr=1e-2)),
+    ("binary cross-entropy", _ae_trainer(make_loss=lambda o, x: F.binary_cross_entropy(o, x))),
+    ("summed", _ae_trainer(make_loss=lambda o, x: F.mse_loss(o, x, reduction="sum"))),
+    ("SGD", _ae_trainer(opt="sgd")),
+    ("", _ae_trainer(target_noise=0.1)),  # MSE against a noisy copy: other weights, no name
+])
+def test_train_ae_classic_mistakes_lose_at_least_half_and_are_named(mistake, trainer):
+    results = _run("test_train_ae", train_ae=trainer)
+    assert RECIPE_AE in _failed(results)
+    assert sum(r.points for r in results.values()) <= 0.5
+    assert mistake in results[RECIPE_AE].message
+
+
+def _clf_trainer(wd=1e-4, opt="adam", softmax=False, zero_grad=True, lr=1e-3, style="list"):
+    def train_classifier(encoder, classifier, dataloader, epochs=100, supervised=False):
+        if style == "list":
+            params = list(classifier.parameters()) + (list(encoder.parameters()) if supervised else [])
+        else:  # everything to the optimiser, the encoder frozen by requires_grad
+            encoder.requires_grad_(supervised)
+            params = [*encoder.parameters(), *classifier.parameters()]
+        cls = torch.optim.Adam if opt == "adam" else torch.optim.SGD
+        optimizer = cls(params, lr=lr, weight_decay=wd)
+        history = []
+        for _ in range(epochs):
+            for images, labels in dataloader:
+                if supervised or style == "list":
+                    feats = encoder(images).flatten(1)
+                else:
+                    with torch.no_grad():
+                        feats = encoder(images).view(images.shape[0], -1)
+                logits = classifier(feats)
+                loss = F.cross_entropy(logits.softmax(-1) if softmax else logits, labels)
+                if zero_grad:
+                    optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            history.append(loss.item())
+        return history
+    return train_classifier
+
+
+SUP = {"I": False, "II": True, "III": False}
+
+
+def test_train_classifier_in_other_correct_styles_gets_full_marks():
+    for trainer in (_clf_trainer(), _clf_trainer(style="requires_grad")):
+        results = _run("test_train_classifier", train_classifier=trainer, SUPERVISED=dict(SUP))
+        assert _failed(results) == [], [r.message for r in results.values() if not r.passed]
+
+    def uses_in_features(encoder, classifier, dataloader, epochs=100, supervised=False):
+        assert classifier.in_features == 64  # the notebook promises an nn.Linear
+        return ap.train_classifier(encoder, classifier, dataloader, epochs, supervised)
+
+    results = _run("test_train_classifier", train_classifier=uses_in_features, SUPERVISED=dict(SUP))
+    assert _failed(results) == []
+
+
+@pytest.mark.parametrize("mistake, trainer", [
+    ("weight_decay", _clf_trainer(wd=0.0)),
+    ("SGD", _clf_trainer(opt="sgd")),
+    ("softmax", _clf_trainer(softmax=True)),
+    ("zero_grad", _clf_trainer(zero_grad=False)),
+    ("1e-2", _clf_trainer(lr=1e-2)),
+])
+def test_train_classifier_classic_mistakes_lose_half_and_are_named(mistake, trainer):
+    results = _run("test_train_classifier", train_classifier=trainer, SUPERVISED=dict(SUP))
+    failed = _failed(results)
+    assert failed == ["supervised=False trains the classifier by the recipe",
+                      "supervised=True trains the encoder and the classifier by the recipe"]
+    assert all(mistake in results[name].message for name in failed)

@@ -29,8 +29,9 @@ def rig_encoder() -> nn.Module:
 
 
 def rig_classifier(num_classes: int = 3) -> nn.Module:
-    """Flatten + Linear(64, num_classes); flattening twice is harmless, so either convention works."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))
+    """A plain ``nn.Linear(64, num_classes)`` on the flattened rig features, as the notebook promises
+    ``train_classifier`` an ``nn.Linear`` (so ``classifier.in_features`` works)."""
+    return nn.Linear(64, num_classes)
 
 
 def _params(module: nn.Module) -> list:
