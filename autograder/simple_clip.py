@@ -243,10 +243,12 @@ def judge_projection_head(obs: dict, inputs: dict) -> list:
     shapes = [tuple(q.shape) for q in params]
     single_linear = shapes in ([(p, e), (p,)], [(p, e)])
     results.append(check(
-        "ProjectionHead is a single Linear layer", 0.25, single_linear,
+        "ProjectionHead is a single Linear layer", 0.25, shapes == [(p, e), (p,)],
         expected=f"the parameters of one nn.Linear({e}, {p}): weight ({p}, {e}) and bias ({p},)",
-        obtained=_layer_shapes(params),
-        hint="The course's head is one linear layer followed by L2 normalisation (no hidden layer)."))
+        obtained=_layer_shapes(params) + (" (a Linear layer without its bias)" if shapes == [(p, e)] else ""),
+        hint=("The notebook's head is nn.Linear(embedding_dim, projection_dim) with its bias (bias=True, the "
+              "default)." if shapes == [(p, e)] else
+              "The course's head is one linear layer followed by L2 normalisation (no hidden layer).")))
     if single_linear:
         expected = F.normalize(x @ params[0].T + (params[1] if len(params) == 2 else 0), dim=-1)  # (B, p)
         same = tuple(out.shape) == tuple(expected.shape) and torch.allclose(out, expected, atol=1e-5, rtol=1e-4)

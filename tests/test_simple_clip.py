@@ -316,3 +316,32 @@ def test_sample_submissions_grade_as_expected(graded):
     assert [(u.grade_id, u.max_points) for u in report] == [("report", 1.0)]
     for result in graded.values():
         assert result.status == "graded" and result.seconds < 120
+
+
+def test_retrieve_images_may_use_any_part_of_the_clip_model():
+    """The hidden rig has every attribute of the notebook's CLIPModel: taking the device from the image side
+    (which the rig used to lack) gets full marks."""
+    def retrieve_images(model, image_embeddings, query, image_filenames, k=9):
+        device = next(model.image_projection.parameters()).device
+        assert next(model.image_encoder.parameters()).device == device and model.temperature > 0
+        with torch.no_grad():
+            q = F.normalize(model.encode_text_features(model.text_encoder([query]).to(device)), dim=-1)
+            scores = F.normalize(image_embeddings.to(device), dim=-1) @ q.squeeze(0)
+        return [image_filenames[i] for i in scores.topk(k).indices.tolist()]
+
+    results = _run("test_retrieve_images", retrieve_images=retrieve_images)
+    assert _failed(results) == [], [r.message for r in results.values() if not r.passed]
+
+
+def test_a_projection_head_without_its_bias_loses_the_layer_check_with_a_message():
+    class NoBias(nn.Module):
+        def __init__(self, embedding_dim, projection_dim=256):
+            super().__init__()
+            self.projection = nn.Linear(embedding_dim, projection_dim, bias=False)
+
+        def forward(self, x):
+            return F.normalize(self.projection(x), dim=-1)
+
+    results = _run("test_projection_head", ProjectionHead=NoBias)
+    assert _failed(results) == ["ProjectionHead is a single Linear layer"]
+    assert "without its bias" in results["ProjectionHead is a single Linear layer"].message

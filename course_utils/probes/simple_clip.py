@@ -68,17 +68,29 @@ class RigTextEncoder(nn.Module):
 
 
 class RigRetrievalModel(nn.Module):
-    """Just enough of the CLIP contract for ``retrieve_images``: ``text_encoder`` and
-    ``encode_text_features`` (a fixed linear map of the text features; *not* normalised, which
-    changes no ranking but means that ``retrieve_images`` must normalise what it compares)."""
+    """A model with every attribute and method of the notebook's ``CLIPModel`` (so that ``retrieve_images``
+    may take the device from any of them): ``image_encoder``, ``text_encoder``, ``image_projection``,
+    ``text_projection``, ``temperature``, ``encode_image``, ``encode_text_features``. The text side is the
+    grader's (a fixed linear map of the text features; *not* normalised, which changes no ranking but means
+    that ``retrieve_images`` must normalise what it compares); the image side is never needed for a ranking
+    from precomputed image embeddings."""
 
-    def __init__(self, vocab: Sequence[str], text_dim: int, embed_dim: int):
+    def __init__(self, vocab: Sequence[str], text_dim: int, embed_dim: int, image_dim: int = 6):
         super().__init__()
         self.text_encoder = RigTextEncoder(vocab, text_dim)
         self.text_projection = nn.Linear(text_dim, embed_dim)
+        self.image_encoder = RigImageEncoder(image_dim)  # registered after the text side: the grader's
+        self.image_projection = nn.Linear(image_dim, embed_dim)  # parameters are the first four
+        self.temperature = 1.0
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.image_projection(self.image_encoder(images))  # (B, E)
 
     def encode_text_features(self, text_features: torch.Tensor) -> torch.Tensor:
         return self.text_projection(text_features)  # (B, E)
+
+    def forward(self, images: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("retrieve_images does not need to run the model's forward (the contrastive loss)")
 
 
 def load_params(module: nn.Module, params) -> nn.Module:
@@ -216,8 +228,9 @@ def _names(value) -> List[str]:
 def probe_retrieve_images(objects: dict, inputs: dict) -> dict:
     """Run ``retrieve_images`` with a rig model on the grader's embeddings and queries."""
     retrieve_images = objects["retrieve_images"]
+    torch.manual_seed(int(inputs.get("seed", 0)))
     model = RigRetrievalModel(inputs["vocab"], int(inputs["text_dim"]), int(inputs["embed_dim"]))
-    load_params(model, inputs["model"]).eval()
+    load_params(model, inputs["model"]).eval()  # the text side (its first parameters)
     filenames = list(inputs["filenames"])
     out = {}
     for key, embeddings, k in (("default_k", "unit_embeddings", None), ("small_k", "unit_embeddings", inputs["small_k"]),
