@@ -349,7 +349,7 @@ def _worker_init(warm: dict | None = None) -> None:
 
 def grade_job(job: dict) -> dict:
     """Grade one student's submission in a worker; write its result file; return a summary."""
-    from .grader import GradeOptions, _zero_result
+    from .grader import GradeOptions, _zero_result, grade_candidates
     from .problem_sets import get_problem_set
 
     out_dir = Path(job["out"])
@@ -362,14 +362,8 @@ def grade_job(job: dict) -> dict:
             result = _zero_result(pset, job["student"], "", job["problem"])
         else:
             grade = _load_callable(job.get("grade_fn") or "autograder.grader:grade_submission")
-            options = GradeOptions(**job["options"])
-            best = None
-            for path, name in zip(job["files"], job["names"]):
-                r = grade(job["pset"], path, job["student"], options, job.get("data_dir"))
-                r.notebook = name
-                if best is None or r.score > best.score:
-                    best = r
-            result = best
+            result = grade_candidates(job["pset"], zip(job["files"], job["names"]), job["student"],
+                                      GradeOptions(**job["options"]), job.get("data_dir"), grade)
         if job["notes"]:
             result.notes = list(job["notes"]) + list(result.notes)
         result.fingerprint = job["fingerprint"]

@@ -352,6 +352,25 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     return result
 
 
+def grade_candidates(pset_id: str, candidates, student: str, options: GradeOptions | None = None,
+                     data_dir: str | None = None, grade=None) -> SubmissionResult:
+    """The one front door of ``course-kit grade`` and Gradescope: grade every candidate notebook of one
+    submission (``(path, name)`` pairs; a student may hand in several) and keep the best. A grader failure
+    on any candidate makes the whole submission a grader error: the one that failed might have been best."""
+    grade = grade or grade_submission
+    best = None
+    for path, name in candidates:
+        result = grade(pset_id, path, student, options, data_dir)
+        result.notebook = name
+        if result.grader_error:
+            return result
+        if best is None or result.score > best.score:
+            best = result
+    if best is None:
+        raise ValueError("no candidate notebook to grade")
+    return best
+
+
 def _check_kernel(session: _KernelSession) -> None:
     """Before any student code: the kernel can run the probes (a broken install fails here, as a grader
     error, instead of scoring every student 0)."""

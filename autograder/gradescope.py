@@ -131,7 +131,7 @@ def gradescope_run(pset_id: str, submission_dir, results_path, visibility: str =
 
 def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, options) -> dict:
     from .batch import Submission, _finish, _notebooks_in, _open_nested_zips
-    from .grader import GradeOptions, _zero_result, grade_submission
+    from .grader import GradeOptions, _zero_result, grade_candidates
     from .problem_sets import get_problem_set
 
     pset = get_problem_set(pset_id)
@@ -158,13 +158,7 @@ def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, o
         if sub.problem:
             result = _zero_result(pset, "submission", "", sub.problem)
         else:
-            best = None
-            for path, name in zip(sub.files, sub.names):
-                r = grade_submission(pset_id, path, "submission", options)
-                r.notebook = name
-                if best is None or r.score > best.score:
-                    best = r
-            result = best
+            result = grade_candidates(pset_id, zip(sub.files, sub.names), "submission", options)
         result.notes = list(sub.notes) + list(result.notes)
         result.seconds = time.monotonic() - start
     if result.grader_error:

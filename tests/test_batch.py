@@ -14,7 +14,8 @@ import pytest
 
 from autograder.batch import discover, grade_class, safe_extract, student_from_filename
 from autograder.cli import main as cli_main
-from autograder.grader import GradeOptions
+from autograder.core import CheckResult
+from autograder.grader import GradeOptions, SubmissionResult, UnitResult
 
 PSET = "autoencoder_probing"
 NB = "autoencoder_probing.ipynb"
@@ -234,3 +235,23 @@ def test_cli_grade_command(tmp_path, capsys):
     assert {r["student"]: r["total"] for r in rows} == {"dave": "0", "erin": "0"}
     assert "not a valid notebook" in (tmp_path / "out" / "feedback" / "erin.html").read_text()
     assert cli_main(["grade", "nope", str(lms)]) == 2
+
+
+def test_one_front_door_keeps_the_best_candidate_and_never_scores_a_grader_failure():
+    from autograder.grader import grade_candidates, grader_error_result
+    from autograder.problem_sets import get_problem_set
+
+    pset = get_problem_set(PSET)
+
+    def fake(pset_id, path, student, options=None, data_dir=None):
+        if path == "broken-grader":
+            return grader_error_result(pset, student, path, "the kernel did not start")
+        score = float(path)
+        units = [UnitResult(u.grade_id, u.title, u.points, [CheckResult(u.title, u.points, score >= i + 1, "")])
+                 for i, u in enumerate(pset.units)]
+        return SubmissionResult(pset_id, student, path, units, [])
+
+    best = grade_candidates(PSET, [("1", "a.ipynb"), ("3", "b.ipynb"), ("2", "c.ipynb")], "s", grade=fake)
+    assert best.score == 3 and best.notebook == "b.ipynb"
+    failed = grade_candidates(PSET, [("4", "a.ipynb"), ("broken-grader", "b.ipynb")], "s", grade=fake)
+    assert failed.grader_error and failed.notebook == "b.ipynb"
