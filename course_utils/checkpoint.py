@@ -35,6 +35,8 @@ from typing import Optional, Union
 
 import torch
 
+from .modes import is_grading
+
 FORMAT = "course_kit.checkpoint/1"
 _FILE = re.compile(r"^(?P<name>.+)-epoch(?P<epoch>\d{4,})\.pt$")
 
@@ -293,7 +295,7 @@ class resumable:  # noqa: N801 - used like a function: `with resumable(...):`
         from .modes import get_mode
 
         self.checkpointer = None
-        if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("COURSE_NO_CHECKPOINTS"):
+        if is_grading() or os.environ.get("COURSE_NO_CHECKPOINTS"):
             return
         self.checkpointer = Checkpointer(directory, f"{name}-{get_mode()}", **objects)
         if restart:

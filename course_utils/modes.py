@@ -16,9 +16,16 @@ MODES = ("full", "quick", "grading")
 ENV_VAR = "COURSE_MODE"
 
 
+def is_grading() -> bool:
+    """Are we grading? The one place that asks: under nbgrader, the course grader and the self-check
+    (which set ``NBGRADER_EXECUTION``), the notebook runs in ``grading`` mode, on the CPU, with no progress
+    bars, no checkpoints and no downloads."""
+    return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
 def get_mode() -> str:
     """Return the current run mode (``full``, ``quick`` or ``grading``)."""
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if is_grading():
         return "grading"
     value = os.environ.get(ENV_VAR, "").strip().lower()
     if value:
@@ -59,6 +66,6 @@ def get_device():
     """The GPU when there is one, else the CPU."""
     import torch
 
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if is_grading():
         return torch.device("cpu")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

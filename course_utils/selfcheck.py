@@ -19,7 +19,6 @@ deleted, cells run out of order, a name defined only in a cell you later changed
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from .modes import is_grading
 from .runner import KernelSession, RunLimits
 
 
@@ -130,7 +130,7 @@ def run_selfcheck(notebook_path, limits: Optional[RunLimits] = None) -> SelfChec
 
 def selfcheck(notebook_path=None) -> Optional[SelfCheckReport]:
     """Run the visible checks on the saved notebook and print a per-part summary (one line in a notebook)."""
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if is_grading():
         print("selfcheck(): skipped while the notebook is being checked or graded.")
         return None
     from .submit import find_notebook

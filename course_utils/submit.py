@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from .modes import is_grading
+
 # Keys holding who the student is (Colab writes them into executionInfo and provenance entries).
 PERSONAL_KEYS = frozenset({"user", "user_tz", "userId", "displayName", "photoUrl", "email", "permissionId"})
 # Keys of the notebook-level `colab` metadata that identify the author or their Drive files.
@@ -377,7 +379,7 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
     """
     from .colab import in_colab
 
-    if os.environ.get("NBGRADER_EXECUTION"):
+    if is_grading():
         print("submit(): skipped while the notebook is being graded.")
         return None
     colab = in_colab()

@@ -8,18 +8,19 @@ disconnect (see :mod:`course_utils.checkpoint`). Students write ``train_ae`` and
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 import torch
+
+from .modes import is_grading
 
 
 def progress(iterable=None, **kwargs):
     """tqdm that works in notebooks and terminals, and stays quiet while grading."""
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", bool(os.environ.get("NBGRADER_EXECUTION")) or None)
+    kwargs.setdefault("disable", is_grading() or None)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
 
@@ -85,7 +86,7 @@ def fit(
         state = checkpointer.load_latest()
         if state is not None:
             start_epoch = checkpointer.restore(state, history)
-            if not os.environ.get("NBGRADER_EXECUTION"):
+            if not is_grading():
                 print(f"Resuming {checkpointer.name} from {state['path']}: {start_epoch}/{num_epochs} epochs done.")
     epochs = progress(range(start_epoch, num_epochs), desc=desc, unit="epoch", initial=start_epoch, total=num_epochs)
     for epoch in epochs:
