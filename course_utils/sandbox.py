@@ -256,10 +256,10 @@ def user_pids() -> list:
     return out
 
 
-def clean_user() -> None:
-    """After a submission: kill every process of the kernel's user, remove its files from the temp folders."""
+def kill_all(pids_now) -> None:
+    """Kill the processes ``pids_now()`` returns, again until none is left (forks that raced the first round)."""
     for _round in range(3):
-        pids = user_pids()
+        pids = pids_now()
         if not pids:
             break
         for pid in pids:
@@ -267,6 +267,11 @@ def clean_user() -> None:
                 os.kill(pid, 9)
             except OSError:
                 pass
+
+
+def empty_temp_folders(keep: str | None = None, uid: int | None = None) -> None:
+    """Remove what lies in ``/tmp``, ``/var/tmp`` and ``/dev/shm`` (only what ``uid`` owns, when given), but
+    the folder ``keep`` and the folders above it."""
     for folder in ("/tmp", "/var/tmp", "/dev/shm"):
         try:
             entries = os.listdir(folder)
@@ -274,8 +279,10 @@ def clean_user() -> None:
             continue
         for entry in entries:
             path = os.path.join(folder, entry)
+            if keep and (keep == path or keep.startswith(path + "/")):
+                continue
             try:
-                if os.lstat(path).st_uid != USER_UID:
+                if uid is not None and os.lstat(path).st_uid != uid:
                     continue
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)
@@ -283,6 +290,12 @@ def clean_user() -> None:
                     os.unlink(path)
             except OSError:
                 pass
+
+
+def clean_user() -> None:
+    """After a submission: kill every process of the kernel's user, remove its files from the temp folders."""
+    kill_all(user_pids)
+    empty_temp_folders(uid=USER_UID)
 
 
 def _reach_python() -> None:

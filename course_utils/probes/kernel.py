@@ -282,7 +282,7 @@ def _close_inherited_channels() -> None:
 def _reset_sandbox() -> None:
     """In the sandbox, after a submission: end every process but bwrap's and this zygote, and empty the
     temp folders the sandbox shares between its kernels, so nothing of one submission meets the next."""
-    import shutil
+    from course_utils.sandbox import empty_temp_folders, kill_all
 
     me = os.getpid()
     keep = os.path.realpath(os.environ.get("COURSE_KIT_SCRATCH", os.getcwd()))  # the grader's folder, bound in
@@ -296,31 +296,8 @@ def _reset_sandbox() -> None:
         except (OSError, ValueError, IndexError):
             break
         spared.add(pid)
-    for _round in range(3):
-        others = [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared]
-        if not others:
-            break
-        for pid in others:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
-        try:
-            entries = os.listdir(folder)
-        except OSError:
-            continue
-        for entry in entries:
-            path = os.path.join(folder, entry)
-            if keep == path or keep.startswith(path + "/"):
-                continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+    kill_all(lambda: [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared])
+    empty_temp_folders(keep=keep)
 
 
 def zygote() -> None:

@@ -158,7 +158,7 @@ def arm(key: bytes, entry_name: str) -> None:
     save, load, BytesIO, hmac_new, sha256 = torch.save, torch.load, io.BytesIO, hmac.new, hashlib.sha256
     open_, settrace, setprofile, gettrace, getprofile = builtins.open, sys.settrace, sys.setprofile, sys.gettrace, sys.getprofile
     namespace = _namespace
-    vars_, setattr_, delattr_, isinstance_, type_ = vars, setattr, delattr, isinstance, type
+    vars_, setattr_, delattr_, isinstance_ = vars, setattr, delattr, isinstance
     observe = _observe
     name_in = lambda cls, n: n in vars_(cls)  # noqa: E731
     lazy = {"__slotnames__", "_abc_impl", "_abc_cache", "_abc_registry", "_abc_negative_cache",
