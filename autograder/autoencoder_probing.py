@@ -274,6 +274,8 @@ WEIGHT_TOL = 1e-5  # absolute, on every parameter after training (plus 1e-4 rela
 AE_RECIPE = {"opt": "adam", "lr": 1e-3, "weight_decay": 0.0, "loss": "mse", "zero_grad": True}
 CLF_RECIPE = {"opt": "adam", "lr": 1e-3, "weight_decay": 1e-4, "loss": "ce", "zero_grad": True}
 AE_MISTAKES = {
+    "AdamW instead of Adam": {"opt": "adamw", "weight_decay": 0.01},
+    "an L1 (absolute) error instead of the squared error": {"loss": "l1"},
     "no optimizer.zero_grad() (the gradients add up from step to step)": {"zero_grad": False},
     "a learning rate of 1e-2 instead of 1e-3": {"lr": 1e-2},
     "binary cross-entropy instead of the mean squared error": {"loss": "bce"},
@@ -281,7 +283,10 @@ AE_MISTAKES = {
     "SGD instead of Adam": {"opt": "sgd"},
 }
 CLF_MISTAKES = {
+    "AdamW instead of Adam (its weight decay is decoupled: not the same training)": {"opt": "adamw"},
     "no weight_decay=1e-4": {"weight_decay": 0.0},
+    "weight_decay=1e-3 instead of 1e-4": {"weight_decay": 1e-3},
+    "F.nll_loss on the logits (without log_softmax), not the cross-entropy": {"loss": "nll"},
     "SGD instead of Adam": {"opt": "sgd"},
     "a softmax before F.cross_entropy (it applies log-softmax itself)": {"loss": "softmax_ce"},
     "no optimizer.zero_grad() (the gradients add up from step to step)": {"zero_grad": False},
@@ -298,12 +303,16 @@ def _loss(kind: str, out, x, y):
         return F.binary_cross_entropy(out.clamp(1e-6, 1 - 1e-6), x)
     if kind == "ce":
         return F.cross_entropy(out, y)
+    if kind == "l1":
+        return F.l1_loss(out, x)
+    if kind == "nll":
+        return F.nll_loss(out, y)
     return F.cross_entropy(out.softmax(dim=-1), y)  # "softmax_ce"
 
 
 def _replay(params, forward, batches, epochs: int, recipe: dict):
     """Train ``params`` with ``recipe`` as a student's step would; (mean loss of every epoch)."""
-    cls = torch.optim.Adam if recipe["opt"] == "adam" else torch.optim.SGD
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[recipe["opt"]]
     optimizer = cls(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     history = []
     threads = torch.get_num_threads()
@@ -336,11 +345,17 @@ def _train_ae_rig(inputs: dict, recipe: dict):
     return [p.detach().clone() for p in rig.parameters()], history
 
 
+def _distance(got: list, want: list) -> float:
+    if len(got) != len(want) or any(p.shape != q.shape for p, q in zip(got, want)):
+        return float("inf")
+    return max((float((p.float() - q.float()).abs().max()) for p, q in zip(got, want)), default=0.0)
+
+
 def _which(mistakes: dict, base: dict, got: list, train) -> str:
-    for words, change in mistakes.items():
-        if _close(got, train(dict(base, **change))):
-            return words
-    return ""
+    """The mistake whose replay comes closest to the student's weights, when it matches them."""
+    found = [(_distance(got, want), words) for words, change in mistakes.items()
+             for want in [train(dict(base, **change))] if _close(got, want)]
+    return min(found)[1] if found else ""
 
 
 def judge_train_ae(obs: dict, inputs: dict) -> list:

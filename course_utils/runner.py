@@ -215,10 +215,20 @@ class _Zygote:
                 z = cls._instances[key] = cls(env, sandbox)
             return z
 
-    def _request(self, request: dict) -> dict:
+    def _request(self, request: dict, timeout: float = 60.0) -> dict:
+        import select
+        import signal
+
         with self.request_lock:
+            try:  # a kernel can stop the zygote (SIGSTOP): it is woken first, and never waited on forever
+                os.kill(self.zygote_pid, signal.SIGCONT)
+            except (OSError, TypeError):
+                pass
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
+            ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+            if not ready:
+                raise RuntimeError(f"the kernel zygote did not answer within {timeout:g} s")
             line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("the kernel zygote stopped")
@@ -228,7 +238,7 @@ class _Zygote:
         missing = [m for m in modules if m not in self.preloaded]
         if not missing:
             return
-        self._request({"preload": missing})
+        self._request({"preload": missing}, timeout=600)
         self.preloaded.update(missing)
 
     def spawn(self, conn: str, cwd: str, env: dict, log: str) -> int:
@@ -360,7 +370,9 @@ class KernelSession:
         fresh one inside the sandbox's scratch folder at every start (read :attr:`workdir` after start)."""
         self.options = options
         self.sandbox = bool(getattr(options, "sandbox", False))
-        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="ck_work_"))
+        # In the sandbox the session makes the working folder at each start; otherwise one is made here.
+        self.workdir = (Path(workdir) if workdir is not None else
+                        Path("/nonexistent") if self.sandbox else Path(tempfile.mkdtemp(prefix="ck_work_")))
         self.env = kernel_env(options, data_dir)
         self.preload = tuple(sorted(set(preload or ())))  # heavy modules the notebook imports: the zygote
         # imports them once, for all later kernels

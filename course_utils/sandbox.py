@@ -34,6 +34,7 @@ SANDBOX_UID = 65534  # "nobody" inside the sandbox's user namespace
 # Where the sandbox shows the grader's own student library, first on the kernel's path: the kernel imports
 # exactly the code the grader runs, however (or whether) the kit is installed.
 KIT_LIB = "/opt/course-kit/lib"
+TMP_BYTES = 512 * 2**20  # size of the sandbox's /tmp and /var/tmp each
 
 
 def find_bwrap() -> str | None:
@@ -53,12 +54,18 @@ def find_bwrap() -> str | None:
 def _python_dirs() -> list:
     """Folders the kernel's Python needs: the installation and every package folder on sys.path."""
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    cwd = os.getcwd()
+    prefixes = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)]
     for entry in sys.path:
-        if not entry or not os.path.isdir(entry) or os.path.realpath(entry) == os.path.realpath(cwd):
+        if not entry or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        # Installed packages only: folders of the Python installation and package folders. Not the folder
+        # of the script that grades (it may sit beside the submissions and the results), not the current
+        # folder, not a course repository (its student library is shown on its own, below).
+        if not (any(_inside(real, p) for p in prefixes) or os.path.basename(real) in ("site-packages", "dist-packages")):
             continue
         if _is_source_checkout(entry):
-            continue  # a course repository on sys.path: only its student library is exposed (below)
+            continue
         dirs.add(entry)
     spec = importlib.util.find_spec("course_utils")
     for loc in (spec.submodule_search_locations or []) if spec else []:
@@ -130,7 +137,10 @@ def bwrap_command(scratch: str, readonly=(), bwrap: str | None = None, chdir: st
     cmd = [bwrap, "--die-with-parent", "--new-session", "--unshare-user", "--uid", str(SANDBOX_UID),
            "--gid", str(SANDBOX_UID), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
            "--unshare-cgroup-try", "--hostname", "grading", "--proc", "/proc", "--dev", "/dev",
-           "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--dir", "/run"]
+           "--dir", "/run"]
+    # Private temp folders, in memory and bounded (a notebook cannot fill the machine's memory through them).
+    size = ["--size", str(TMP_BYTES)] if _bwrap_supports(bwrap, "--size") else []
+    cmd += size + ["--tmpfs", "/tmp"] + size + ["--tmpfs", "/var/tmp"]
     if _bwrap_supports(bwrap, "--disable-userns"):
         cmd += ["--disable-userns"]
     for d in SYSTEM_DIRS:

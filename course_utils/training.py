@@ -93,7 +93,15 @@ def fit(
         total, count = 0.0, 0
         for batch in progress(loader, desc=f"epoch {epoch + 1}/{num_epochs}", leave=False, unit="batch"):
             loss = step_fn(batch)
-            value = float(loss.detach() if torch.is_tensor(loss) else loss)
+            if loss is None:
+                raise TypeError("step(batch) returned None: it must return the loss of the batch (end it with "
+                                "`return loss`), so that fit can record the losses")
+            try:
+                value = float(loss.detach() if torch.is_tensor(loss) else loss)
+            except (TypeError, ValueError, RuntimeError):
+                raise TypeError(f"step(batch) must return the loss as one number (a 0-d tensor or a float), "
+                                f"not {type(loss).__name__}"
+                                + (f" of shape {tuple(loss.shape)}" if torch.is_tensor(loss) else "")) from None
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"the loss became {value} at epoch {epoch + 1}; lower the learning rate or check the loss function"

@@ -298,11 +298,28 @@ def _reset_sandbox() -> None:
         spared.add(pid)
     kill_all(lambda: [int(n) for n in os.listdir("/proc") if n.isdigit() and int(n) not in spared])
     empty_temp_folders(keep=keep)
+    # The scratch folder too (the only other writable one): nothing a kernel wrote there (a module, a .pth,
+    # a startup file) may meet the next submission's kernel or this zygote's next import.
+    import shutil
+
+    for entry in os.listdir(keep) if os.path.isdir(keep) else []:
+        path = os.path.join(keep, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+    os.makedirs(os.path.join(keep, "home"), exist_ok=True)
 
 
 def zygote() -> None:
     """Preload, then fork one kernel per JSON request read on stdin; reply with its pid on stdout."""
     _die_with_parent()
+    # Imports never come from the current folder (the sandbox's scratch folder, which kernels can write).
+    here = os.path.realpath(os.getcwd())
+    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != here]
     sandboxed = os.environ.get("COURSE_KIT_SANDBOX") == "1"
     try:  # kernels cannot trace this process or read its memory (/proc/<pid>/mem)
         import ctypes

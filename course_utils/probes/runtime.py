@@ -235,6 +235,15 @@ def arm(key: bytes, entry_name: str) -> None:
     entry.__name__ = entry.__qualname__ = "probe_entry"
     setattr(builtins, entry_name, entry)
 
+    # No audit hook after this one: a hook added by a notebook could swap a probe's helpers while the probe
+    # runs and put them back before the check that follows it. (A hook that raises RuntimeError on this
+    # event makes Python drop the new hook.)
+    def no_more_audit_hooks(event, _args):
+        if event == "sys.addaudithook":
+            raise RuntimeError("audit hooks are not allowed in a graded notebook")
+
+    sys.addaudithook(no_more_audit_hooks)
+
 
 def verify(blob: bytes, key: bytes, nonce: str, probe_spec: str):
     """Grader side: the payload of a signed observations file, or None when the signature is wrong."""
