@@ -1995,12 +1995,12 @@ def _write_notebook(cells: dict, path):
     return path
 
 
-@pytest.mark.slow
 # Open: the visible check of train_ae does not replay the recipe, so the self-check passes a train_ae without
 # zero_grad that the grader fails (strict: when the visible check learns it, this test passes).
 VISIBLE_OPEN = {"mistake-train_ae-no-zero_grad": "the visible check of train_ae does not catch a missing zero_grad"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id,cells,losing", [
     pytest.param(*c, id=c[0], marks=[pytest.mark.xfail(strict=True, reason=VISIBLE_OPEN[c[0]])] if c[0] in VISIBLE_OPEN
                  else []) for c in NOTEBOOK_CASES])
