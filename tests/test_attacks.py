@@ -63,8 +63,9 @@ import psutil
 import pytest
 
 from autograder.batch import load_results
-from autograder.notebooks import nbgrader_meta
 from autograder.release import make_sample_submissions
+
+from test_hostile import _append, _insert_after, _read  # the same notebook edits as the hostile corpus
 
 PSET = "autoencoder_probing"
 NB = "autoencoder_probing.ipynb"
@@ -81,30 +82,6 @@ MAX_TEXT_BYTES = 2 * 2**20  # a result's JSON and feedback page stay below this
 
 
 # ---- building notebooks (as in test_hostile) ------------------------------------------------------
-
-def _read(path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def _index(nb: dict, grade_id: str) -> int:
-    return next(i for i, c in enumerate(nb["cells"]) if nbgrader_meta(c).get("grade_id") == grade_id)
-
-
-def _code(source: str) -> dict:
-    return {"cell_type": "code", "metadata": {}, "source": source, "outputs": [], "execution_count": None}
-
-
-def _insert_after(nb: dict, grade_id: str, source: str) -> dict:
-    nb = copy.deepcopy(nb)
-    nb["cells"].insert(_index(nb, grade_id) + 1, _code(source))
-    return nb
-
-
-def _append(nb: dict, source: str) -> dict:
-    nb = copy.deepcopy(nb)
-    nb["cells"].append(_code(source))
-    return nb
-
 
 # ---- code the attacks share (each attack cell carries the helpers it uses, as a student would paste them) ---
 
