@@ -11,10 +11,20 @@ Submissions come in any of these layouts (a folder, or a ``.zip`` of one):
 
   1. ``--name-regex`` when given: a Python regex with a ``(?P<student>...)`` group, matched against the
      file name (as nbgrader's ``ZipCollectApp`` ``FileNameCollectorPlugin.named_regexp``);
-  2. Canvas-style ``<login>_[late_]<id>_<id>_<original name>`` -> ``<login>``;
-  3. ``<student>_<pset>...ipynb`` (or ``-<pset>``), e.g. ``jdoe_autoencoder_probing.ipynb`` -> ``jdoe``;
+  2. Canvas-style ``<login>_[late_]<id>_<id>_<original name>`` -> ``<login>``. Canvas's ``late_`` marker
+     is kept as information (the student's notes say that Canvas marked the submission late; no points are
+     taken), and the ``-1``, ``-2``... that Canvas appends to a re-submitted file's name
+     (``autoencoder_probing-1.ipynb``) is Canvas's, not the student's: it is removed from the original name;
+  3. ``<student>_<pset>...ipynb`` (or ``-<pset>``), e.g. ``jdoe_autoencoder_probing.ipynb`` -> ``jdoe``; or
+     ``<pset>_<student>.zip``, the package made by ``course_utils.submit`` (``autoencoder_probing_jdoe.zip``
+     -> ``jdoe``);
   4. otherwise the part before the first ``_`` (``jdoe_Untitled.ipynb`` -> ``jdoe``), or the whole
      name without extension (``jdoe.ipynb`` -> ``jdoe``).
+
+  A file named after the assignment with no student in front (``autoencoder_probing.ipynb``,
+  ``Copy of autoencoder_probing (1).ipynb``) names no student: grading stops with a message naming the file
+  and this rule (rename it ``<student>_autoencoder_probing.ipynb``, put it in a ``<student>/`` folder, or pass
+  ``--name-regex``), instead of inventing a student "autoencoder".
 
   Moodle-style folders (``Jane Doe_123_assignsubmission_file_``) are named by the part before ``_<digits>_``.
 
@@ -148,30 +158,90 @@ def _looks_like_notebook(path: Path) -> bool:
     return isinstance(data, dict) and isinstance(data.get("cells"), list)
 
 
-_CANVAS = re.compile(r"^(?P<student>[^_]+)_(?:late_)?\d+_\d+_(?P<rest>.+)$")
+_CANVAS = re.compile(r"^(?P<student>[^_]+)_(?P<late>late_)?\d+_\d+_(?P<rest>.+)$", re.IGNORECASE)
+_CANVAS_RESUBMISSION = re.compile(r"-(?P<n>\d{1,3})(?P<ext>(?:\.[A-Za-z0-9]+)*)$")  # Canvas: name-1.ipynb, name-2.ipynb
 _MOODLE_DIR = re.compile(r"^(?P<student>.+?)_\d+_assign\w*")
 
 
-def student_from_filename(name: str, pset_id: str, name_regex: str | None = None) -> tuple:
-    """(student, the file's original name) from an LMS download's file name (see the module docstring)."""
+class SubmissionNameError(ValueError):
+    """A file in a flat LMS download whose name names no student (see the naming rule in the module docstring)."""
+
+
+class LmsName(tuple):
+    """``(student, original name)`` read from an LMS file name, plus what the LMS said on the way.
+
+    Compares and unpacks as the 2-tuple; ``late`` is True when Canvas marked the submission late
+    (``<login>_late_<id>_<id>_...``), ``resubmission`` is Canvas's re-submission number (the ``-1`` it
+    appends to the file's name, removed from ``original``), 0 when none.
+    """
+
+    late: bool
+    resubmission: int
+
+    def __new__(cls, student: str, original: str, late: bool = False, resubmission: int = 0):
+        self = super().__new__(cls, (student, original))
+        self.late, self.resubmission = late, resubmission
+        return self
+
+    @property
+    def student(self) -> str:
+        return self[0]
+
+    @property
+    def original(self) -> str:
+        return self[1]
+
+
+def _naming_rule(pset_id: str) -> str:
+    return (f"Name each file <student>_{pset_id}.ipynb (e.g. jdoe_{pset_id}.ipynb), put it in a folder named after "
+            f"the student (<student>/{pset_id}.ipynb), keep the LMS download's names (Canvas: "
+            f"<login>_<id>_<id>_{pset_id}.ipynb), or pass --name-regex with a (?P<student>...) group")
+
+
+def student_from_filename(name: str, pset_id: str, name_regex: str | None = None) -> LmsName:
+    """(student, the file's original name) from an LMS download's file name (see the module docstring).
+
+    The result is an :class:`LmsName` (a 2-tuple with ``.late`` and ``.resubmission``). Raises
+    :class:`SubmissionNameError`, naming the file and the rule, for a file that names no student (a bare
+    ``<pset>.ipynb``).
+    """
     if name_regex:
         m = re.search(name_regex, name)
         if m and m.groupdict().get("student"):
             rest = m.groupdict().get("file") or name[m.end("student"):].lstrip("_-") or name
-            return m.group("student"), rest
+            return LmsName(m.group("student"), rest)
     m = _CANVAS.match(name)
     if m:
-        return m.group("student"), m.group("rest")
+        rest, resubmission = m.group("rest"), 0
+        r = _CANVAS_RESUBMISSION.search(rest)
+        if r and r.start() > 0:
+            rest, resubmission = rest[:r.start()] + r.group("ext"), int(r.group("n"))
+        return LmsName(m.group("student"), rest, late=bool(m.group("late")), resubmission=resubmission)
     stem = name.rsplit(".", 1)[0] if "." in name else name
     low = stem.lower()
+    at = low.find(pset_id.lower())
+    if at >= 0 and not re.sub(r"(?i)^\s*(copy of)?", "", stem[:at]).strip(" _-.()"):
+        after = re.match(r"[_-](?P<student>[^\s()]+)$", stem[at + len(pset_id):])
+        if after and not after.group("student").isdigit() and after.group("student").lower() != "submission":
+            # course_utils.submit's package, <pset>_<student>.zip
+            return LmsName(after.group("student"), stem[:at + len(pset_id)] + name[len(stem):])
+        raise SubmissionNameError(f"'{name}' does not say whose submission it is: its name is the assignment's, "
+                                  f"with no student in front. {_naming_rule(pset_id)}.")
     for sep in ("_", "-"):
         i = low.find(sep + pset_id.lower())
         if i > 0:
-            return stem[:i], name[i + 1:]
+            return LmsName(stem[:i], name[i + 1:])
     if "_" in stem:
         student, rest = name.split("_", 1)
-        return student, rest
-    return stem, name
+        return LmsName(student, rest)
+    return LmsName(stem, name)
+
+
+def _note_lms(sub: Submission, parsed: LmsName, file_name: str) -> None:
+    """Keep what the LMS said in the file's name (Canvas's late marker) in the student's notes."""
+    note = f"Canvas marked this submission late ('{file_name}'); no points were taken for it here."
+    if getattr(parsed, "late", False) and note not in sub.notes:
+        sub.notes.append(note)
 
 
 def _fingerprint(files: list) -> str:
@@ -272,7 +342,9 @@ def discover(pset_id: str, source, work_dir=None, name_regex: str | None = None)
         sub._all = getattr(sub, "_all", []) + [p for p in folder.rglob("*") if p.is_file()]
     for f in (p for p in entries if p.is_file()):
         if f.suffix.lower() == ".zip":
-            student, _rest = student_from_filename(f.name, pset_id, name_regex)
+            parsed = student_from_filename(f.name, pset_id, name_regex)
+            student = parsed.student
+            _note_lms(subs.setdefault(student, Submission(student)), parsed, f.name)
             target = f.with_name(f.stem + "_unzipped")
             try:
                 safe_extract(f, target)
@@ -287,8 +359,10 @@ def discover(pset_id: str, source, work_dir=None, name_regex: str | None = None)
             sub.names += [p.name for p in nbs]
             sub._all = getattr(sub, "_all", []) + [p for p in target.rglob("*") if p.is_file()]
             continue
-        student, original = student_from_filename(f.name, pset_id, name_regex)
+        parsed = student_from_filename(f.name, pset_id, name_regex)
+        student, original = parsed
         sub = subs.setdefault(student, Submission(student))
+        _note_lms(sub, parsed, f.name)
         if f.suffix.lower() == ".ipynb":
             sub.files.append(f)
             sub.names.append(original)
@@ -732,7 +806,7 @@ def run(args) -> int:
     try:
         report = grade_class(args.pset, args.submissions, out, args.workers, options, args.regrade, args.data_dir,
                              args.name_regex, progress=not args.no_progress)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, SubmissionNameError) as exc:
         print(f"course-kit grade: {exc}", file=sys.stderr)
         return 2
     except GraderError as exc:
