@@ -152,12 +152,21 @@ def _find(root: Path, names: Sequence[str]) -> Optional[Path]:
     return None
 
 
-def read_captions(path) -> Dict[str, List[str]]:
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def read_captions(path, dropped: Optional[Dict[str, int]] = None) -> Dict[str, List[str]]:
     """Captions per image file name, in file order, from either caption file format.
 
     * ``captions.txt`` (Kaggle): header ``image,caption`` then ``name.jpg,caption`` lines; a caption
       may itself hold commas, so each line is split on its FIRST comma only.
     * ``Flickr8k.token.txt`` (original): ``name.jpg#k<TAB>caption`` lines, k = 0..4.
+
+    An entry whose name is not an image file name is dropped: the GitHub copy of
+    ``Flickr8k.token.txt`` lists five captions of ``2258277193_586949ec62.jpg.1``, an image that no
+    archive holds (public loaders drop it too). ``dropped``, when given, receives each dropped name
+    with its number of captions. A missing ``.jpg`` is still an incomplete download (see
+    :func:`load_image_tensor`).
     """
     captions: Dict[str, List[str]] = {}
     with open(path, encoding="utf-8") as f:
@@ -174,7 +183,12 @@ def read_captions(path) -> Dict[str, List[str]]:
             if "," not in line:
                 raise ValueError(f"{path}, line {number}: expected 'image,caption', obtained {line[:80]!r}")
             name, caption = line.split(",", 1)
-        captions.setdefault(name.strip(), []).append(caption.strip().strip('"').strip())
+        name = name.strip()
+        if not name.lower().endswith(IMAGE_SUFFIXES):  # e.g. 2258277193_586949ec62.jpg.1
+            if dropped is not None:
+                dropped[name] = dropped.get(name, 0) + 1
+            continue
+        captions.setdefault(name, []).append(caption.strip().strip('"').strip())
     if not captions:
         raise ValueError(f"{path} holds no captions")
     return captions
@@ -282,7 +296,8 @@ def load_flickr8k(root=None, image_size: int = 64, split_seed: int = 42, max_ima
         DatasetNotFoundError: the data is not there; the message says what to download and where.
     """
     images_dir, caption_file = locate_flickr8k(root)
-    by_image = read_captions(caption_file)
+    dropped: Dict[str, int] = {}
+    by_image = read_captions(caption_file, dropped)
     names = sorted(by_image)  # sorted by file name: the split does not depend on the file's order
     if max_images is not None:
         names = names[: int(max_images)]
@@ -291,5 +306,7 @@ def load_flickr8k(root=None, image_size: int = 64, split_seed: int = 42, max_ima
     full = CaptionSplit(images, names, [by_image[n] for n in names])
     return CaptionData(
         train=full.subset(train_idx), val=full.subset(val_idx), name="flickr8k", image_size=image_size,
-        info={"root": str(images_dir.parent), "caption_file": str(caption_file), "split_seed": split_seed},
+        info={"root": str(images_dir.parent), "caption_file": str(caption_file), "split_seed": split_seed,
+              # caption entries that name no image file (2258277193_586949ec62.jpg.1 in the GitHub copy)
+              "dropped_entries": sum(dropped.values()), "dropped_names": sorted(dropped)},
     )
