@@ -269,11 +269,22 @@ def main(argv: Optional[list] = None) -> int:
 
 
 def add_arguments_student_bundle(parser) -> None:
+    from .configure import add_allow_placeholders
+
     parser.add_argument("--out", default=None, help="output folder (default: dist/)")
+    add_allow_placeholders(parser)
 
 
 def run_student_bundle(args) -> int:
-    """``course-kit student-bundle [--out DIR]``."""
+    """``course-kit student-bundle [--out DIR] [--allow-placeholders]``: refused while course_config.toml
+    still holds placeholders (the bundle's notebooks would install the kit from ``<org>/<repo>``)."""
+    from . import problem_sets
+    from .configure import placeholder_problem
+
+    problem = placeholder_problem(problem_sets.REPO_ROOT, "student-bundle", getattr(args, "allow_placeholders", False))
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     return main([args.out] if args.out else [])
 
 

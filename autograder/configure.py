@@ -5,6 +5,13 @@ says must be written *into* it: the first code cell (the setup cell, generated b
 ``course_utils.colab.setup_cell_source``) and the "Open in Colab" badge at the top. The README lists
 the same links. ``course-kit configure`` rewrites all three from the configuration, then rebuilds
 the release; ``course-kit configure --check`` (and a test) fail when they are out of date.
+
+Placeholders: ``course-kit release``, ``course-kit student-bundle`` and ``course-kit configure --check`` fail
+while ``course_config.toml`` still holds ``<org>``/``<repo>`` (or any other placeholder: ``<...>``,
+``TODO``, ``CHANGEME``, ``your-org``), listing each setting and what to put there
+(:func:`placeholder_problem`); ``--allow-placeholders`` or ``COURSE_KIT_ALLOW_PLACEHOLDERS=1`` lets them go ahead
+for a local try-out. Plain ``course-kit configure`` writes placeholders (the committed notebooks are made that
+way) and says which are left.
 """
 from __future__ import annotations
 
@@ -17,6 +24,74 @@ from course_utils.colab import colab_badge_markdown, load_config, setup_cell_sou
 
 from .notebooks import nbgrader_meta
 from .problem_sets import REPO_ROOT, get_problem_set
+
+ALLOW_PLACEHOLDERS_ENV = "COURSE_KIT_ALLOW_PLACEHOLDERS"  # =1: release with placeholders (a local try-out)
+# <org>, <repo>, <your-org>...; TODO / CHANGEME; your-org / your_repo
+PLACEHOLDER = re.compile(r"<[^<>\n]*>|\bTODO\b|\bCHANGE[_-]?ME\b|\byour[-_](?:org|organi[sz]ation|repo|repository|user|"
+                         r"username|course|name)\b", re.I)
+WHAT_TO_SET = {
+    ("course", "repository"): "the PUBLIC GitHub repository students open the notebooks from, "
+                              "e.g. https://github.com/my-university/replearn-students",
+    ("install", "package"): "what the setup cell pip-installs: the URL of the course_utils wheel attached to that "
+                            "repository's release (course-kit student-bundle builds it), e.g. https://github.com/"
+                            "my-university/replearn-students/releases/download/v0.1.0/course_utils-0.1.0-py3-none-any.whl",
+}
+
+
+def config_placeholders(config) -> list:
+    """``(section, key, value)`` of every setting of ``config`` (a ``course_utils.colab.CourseConfig``) that
+    still holds a placeholder: ``<org>``/``<repo>`` or any ``<...>``, ``TODO``, ``CHANGEME``, ``your-org``..."""
+    found = []
+    for section, table in (config.raw or {}).items():
+        items = table.items() if isinstance(table, dict) else [("", table)]
+        for key, value in items:
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, str) and PLACEHOLDER.search(v) for v in values):
+                found.append((section, key, value))
+    return found
+
+
+def placeholder_problem(root: Path, command: str, allow: bool = False) -> "str | None":
+    """What blocks ``command`` (release, student-bundle, configure --check) in ``root``'s course_config.toml:
+    the placeholders left, each with what to set, or an unreadable configuration; None when ready.
+
+    ``allow`` (``--allow-placeholders``) or ``$COURSE_KIT_ALLOW_PLACEHOLDERS=1`` lets it go ahead, with a
+    warning on stderr: for a local try-out only (students could not install the kit from such a release).
+    """
+    import os
+    import sys
+
+    from course_utils.colab import ConfigError
+
+    allow = allow or os.environ.get(ALLOW_PLACEHOLDERS_ENV, "").strip().lower() in ("1", "true", "yes")
+    path = Path(root) / "course_config.toml"
+    try:
+        left = config_placeholders(load_config(path))
+    except ConfigError as exc:
+        problem = f"course-kit {command}: the course configuration cannot be read: {exc}"
+    else:
+        if not left:
+            return None
+        lines = [f"course-kit {command}: {path} still holds placeholders; set {'this' if len(left) == 1 else 'these'} "
+                 f"before releasing to students:"]
+        for section, key, value in left:
+            lines.append(f"  [{section}] {key} = {value!r}")
+            if (section, key) in WHAT_TO_SET:
+                lines.append(f"      -> {WHAT_TO_SET[(section, key)]}")
+        lines.append("Then run `course-kit configure` (it writes them into the notebooks' setup cells and badges).")
+        problem = "\n".join(lines)
+    if allow:
+        print(problem + f"\n(going ahead: --allow-placeholders / {ALLOW_PLACEHOLDERS_ENV}=1; students could not install "
+                        f"the kit from what this builds)", file=sys.stderr)
+        return None
+    return problem + (f"\nFor a local try-out only, pass --allow-placeholders (or set {ALLOW_PLACEHOLDERS_ENV}=1).")
+
+
+def add_allow_placeholders(parser) -> None:
+    parser.add_argument("--allow-placeholders", action="store_true",
+                        help=f"go ahead while course_config.toml still holds placeholders such as <org>/<repo> "
+                             f"(a local try-out; also ${ALLOW_PLACEHOLDERS_ENV}=1)")
+
 
 BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\n*", re.M)
 README_START, README_END = "<!-- colab-links:start -->", "<!-- colab-links:end -->"
@@ -88,16 +163,33 @@ def configure(root: Path = REPO_ROOT, config=None, write: bool = True) -> list:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--check", action="store_true", help="only report what is out of date (exit 1 if any)")
+    parser.add_argument("--check", action="store_true",
+                        help="only report what is out of date, or still a placeholder (exit 1 if any)")
     parser.add_argument("--no-release", action="store_true", help="do not rebuild assignments/ and solutions/")
+    add_allow_placeholders(parser)
 
 
 def run(args) -> int:
-    changed = configure(write=not args.check)
+    import sys
+
+    from . import problem_sets
+
+    root = problem_sets.REPO_ROOT
+    if args.check:
+        problem = placeholder_problem(root, "configure --check", getattr(args, "allow_placeholders", False))
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    changed = configure(root, write=not args.check)
     if args.check:
         for c in changed:
             print(f"out of date with course_config.toml: {c}")
         return 1 if changed else 0
+    left = config_placeholders(load_config(Path(root) / "course_config.toml"))
+    if left:  # writing them is allowed (this is how the committed notebooks are made); releasing them is not
+        print("course-kit configure: placeholders left in course_config.toml: "
+              + ", ".join(f"[{s}] {k}" for s, k, _ in left)
+              + "; `course-kit release` and `course-kit student-bundle` refuse them.", file=sys.stderr)
     for c in changed:
         print(f"updated {c}")
     if changed and not args.no_release:

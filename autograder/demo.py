@@ -194,11 +194,20 @@ def add_arguments_release(parser) -> None:
     parser.add_argument("pset", nargs="*", help="problem set ids (default: every one in source/)")
     parser.add_argument("--no-gradebook", action="store_true",
                         help="do not record the problem sets in nbgrader's gradebook (course/gradebook.db)")
+    from .configure import add_allow_placeholders
+
+    add_allow_placeholders(parser)
 
 
 def run_release(args) -> int:
+    from . import problem_sets
+    from .configure import placeholder_problem
     from .release import ReleaseError, build_release
 
+    problem = placeholder_problem(problem_sets.REPO_ROOT, "release", getattr(args, "allow_placeholders", False))
+    if problem:  # a release students cannot install from is refused before anything is built
+        print(problem, file=sys.stderr)
+        return 1
     try:
         built = build_release(REPO_ROOT, args.pset or None, gradebook=not args.no_gradebook)
     except (ReleaseError, KeyError) as exc:
