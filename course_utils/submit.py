@@ -12,7 +12,8 @@ What happens (:func:`prepare_submission`):
    error that says what is wrong.
 2. Problems the grader would run into are *reported*, never "fixed" in your work: graded cells that
    were deleted or lost their nbgrader metadata (possible when a notebook is re-saved by Colab or
-   cells are copied into a new notebook), duplicated cell ids, answers still left to write.
+   cells are copied into a new notebook), duplicated cell ids, answers still left to write (code that
+   still raises ``NotImplementedError``, a written answer that still reads "YOUR ANSWER HERE").
 3. A CLEAN COPY is made without Colab's personal metadata (your Google name, user id, photo and
    time zone in ``executionInfo``; file ids and authorship tags in the notebook's ``colab``
    metadata). Your original file is never modified.
@@ -41,6 +42,8 @@ PERSONAL_KEYS = frozenset({"user", "user_tz", "userId", "displayName", "photoUrl
 # Keys of the notebook-level `colab` metadata that identify the author or their Drive files.
 PERSONAL_COLAB_KEYS = frozenset({"provenance", "authorship_tag"})
 UNANSWERED = re.compile(r"raise\s+NotImplementedError\s*\(")
+# The placeholder of a written answer in a released notebook (nbgrader_config.py: ClearSolutions.text_stub).
+ANSWER_STUB = "YOUR ANSWER HERE"
 
 
 class SubmissionError(ValueError):
@@ -172,7 +175,25 @@ def check_notebook(nb: Union[dict, str, Path], release_notebook: Union[dict, str
         if cell.get("cell_type") == "code" and meta and meta.get("solution") and UNANSWERED.search(_source(cell)):
             issues.append(Issue("warning", f"cell {index + 1} (`{meta.get('grade_id', '?')}`) still raises "
                                            "NotImplementedError: this answer is not written yet."))
+        elif cell.get("cell_type") != "code" and _unanswered_text(cell, meta):
+            what = (f"the written answer `{meta.get('grade_id', '?')}`"
+                    + (f" ({meta['points']:g} point{'s' if meta['points'] != 1 else ''}, graded by hand)"
+                       if isinstance(meta.get("points"), (int, float)) and meta.get("grade") else "")) if meta \
+                else "a written answer"
+            held = (f"it still holds the placeholder \"{ANSWER_STUB}\"" if ANSWER_STUB in _source(cell)
+                    else "it is empty")
+            issues.append(Issue("warning", f"cell {index + 1}, {what}, is not answered: {held}. Double-click the "
+                                           "cell, write your answer in place of the placeholder, save, and run "
+                                           "this again."))
     return issues
+
+
+def _unanswered_text(cell: dict, meta: Optional[dict]) -> bool:
+    """A written-answer cell (nbgrader ``solution``; or metadata lost) that holds only the released placeholder."""
+    text = _source(cell)
+    if meta and meta.get("solution"):
+        return not text.replace(ANSWER_STUB, "").strip()
+    return text.strip() == ANSWER_STUB
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,13 +390,25 @@ def find_notebook(notebook_path=None, colab_dir: Union[str, Path] = "/content"):
     return notebook_path, example
 
 
+class SubmissionZip(type(Path())):
+    """The zip's path, as :func:`submit` returns it: a plain ``Path`` whose repr is one short line, so that the
+    notebook's last cell does not end with a long ``Out[]`` under what ``submit()`` already printed."""
+
+    def __repr__(self) -> str:
+        return f"<submission zip: {self.name}>"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # IPython's display of a cell's value
+        printer.text(repr(self))
+
+
 def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] = None, pdf: bool = True,
-           out_dir: Union[str, Path, None] = None) -> Path:
+           out_dir: Union[str, Path, None] = None) -> Optional[Path]:
     """Package this notebook for upload (run it as the notebook's last cell).
 
     In Colab it takes the open notebook, prepares the zip and downloads it to your computer. Locally
     it finds the running notebook (or takes ``notebook_path``) and prints where the zip is.
-    Save the notebook first so the file holds your latest answers.
+    Save the notebook first so the file holds your latest answers. Returns the zip's path (a
+    :class:`SubmissionZip`, shown as one short line), or None when nothing was packaged.
     """
     from .colab import in_colab
 
@@ -401,11 +434,11 @@ def submit(notebook_path: Union[str, Path, None] = None, student: Optional[str] 
                   f"{zip_path.name} -> Download.")
     else:
         print(f"Upload {zip_path} to the course's submission page.")
-    return zip_path
+    return SubmissionZip(zip_path)
 
 
 __all__ = ["Issue", "SubmissionError", "find_notebook", "read_notebook", "validate", "check_notebook", "strip_personal_metadata",
-           "assignment_name", "pdf_tools", "export_pdf", "prepare_submission", "submit"]
+           "assignment_name", "pdf_tools", "export_pdf", "prepare_submission", "submit", "SubmissionZip"]
 
 if __name__ == "__main__":  # python -m course_utils.submit NOTEBOOK [STUDENT]
     prepare_submission(sys.argv[1], student=sys.argv[2] if len(sys.argv) > 2 else None)
