@@ -202,6 +202,9 @@ def plot_loss_curves(histories: Union[Mapping, Sequence, object], title: str = "
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 4))
     for name, losses in curves.items():
         ax.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) <= 20 else None, markersize=3, label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only: no "epoch 1.5"
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -280,18 +283,28 @@ def _load_paths(paths: Sequence, size: Optional[int] = None) -> np.ndarray:
     return np.stack(out)
 
 
+def _short_name(name, width: int = 28) -> str:
+    """A file name for a tile's caption: the last path part, shortened in the middle when too long."""
+    text = Path(str(name)).name
+    return text if len(text) <= width else text[: width // 2 - 1] + "…" + text[-(width - width // 2):]
+
+
 def show_retrieval(images, query: str, scores: Optional[Sequence[float]] = None, ncols: int = 3,
-                   ax=None, save_path=None):
-    """The top retrieved images for a text query, in a 3x3 grid (best first, score on each).
+                   ax=None, save_path=None, names: Optional[Sequence[str]] = None):
+    """The top retrieved images for a text query, in a 3x3 grid (best first), each tile captioned
+    with its rank, its score when given and its file name when known.
 
     Args:
         images: the top-k images, (k, 3, H, W) float in [0, 1] or uint8, or a list of k image
-            file paths (read with PIL and resized to a common size).
+            file paths (read with PIL and resized to a common size; their file names caption the tiles).
         query: the text query, shown as the title.
-        scores: optional k similarity scores (shown above each image).
+        scores: optional k similarity scores (shown on each tile).
         ncols: images per row (3 gives the problem set's 3x3 grid for k = 9).
+        names: optional k names (e.g. the file names ``retrieve_images`` returned) shown on each tile.
     """
     if isinstance(images, (list, tuple)) and images and isinstance(images[0], (str, Path)):
+        if names is None:
+            names = [str(p) for p in images]
         images = _load_paths(images, size=128)
     array = _to_numpy(images)  # (k, H, W, C)
     k = array.shape[0]
@@ -299,13 +312,25 @@ def show_retrieval(images, query: str, scores: Optional[Sequence[float]] = None,
         scores = [float(s) for s in _as_array(scores).reshape(-1)]
         if len(scores) != k:
             raise ValueError(f"expected {k} scores (one per image), obtained {len(scores)}")
-    titles = [f"#{i + 1}" + (f"  {scores[i]:.3f}" if scores is not None else "") for i in range(k)]
+    if names is not None:
+        names = list(names)
+        if len(names) != k:
+            raise ValueError(f"expected {k} names (one per image), obtained {len(names)}")
+    titles = [f"#{i + 1}" + (f"  {scores[i]:.3f}" if scores is not None else "")
+              + (f"\n{_short_name(names[i])}" if names is not None else "") for i in range(k)]
     plt = _plt()
     if ax is not None:
-        _imshow(ax, _grid(array, min(ncols, k)), f'Query: "{query}"')
+        ncols = min(ncols, k)
+        _imshow(ax, _grid(array, ncols), f'Query: "{query}"')
+        h, w, pad = array.shape[1], array.shape[2], 2
+        for i, text in enumerate(titles):  # the same captions, written on the tiles of the one image
+            r, col = divmod(i, ncols)
+            ax.text(pad + col * (w + pad) + 1, pad + r * (h + pad) + 1, text, fontsize=6, ha="left", va="top",
+                    color="white", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
         return _finish(ax.figure, save_path)
     rows = math.ceil(k / ncols)
-    fig, axes = plt.subplots(rows, ncols, figsize=(2.4 * ncols, 2.4 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, ncols, figsize=(2.4 * ncols, 2.4 * rows + 0.4 + 0.25 * rows * (names is not None)),
+                             squeeze=False)
     for i, axis in enumerate(axes.flat):
         if i < k:
             _imshow(axis, array[i], titles[i], fontsize=9)
