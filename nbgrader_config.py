@@ -23,7 +23,10 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(ROOT, "course", "gradeboo
 c.CourseDirectory.course_id = "representation-learning"
 # Only notebooks are released: nothing else in source/<id>/ may reach students.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*"]
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# The stub says what to do when it runs ("NotImplementedError: replace this line with your code"), not an empty
+# "NotImplementedError:". autograder/release.py's _STUB recognises it (sample submissions); change both together,
+# then run `python -m autograder.cli release` to regenerate assignments/.
+c.ClearSolutions.code_stub = {"python": '# YOUR CODE HERE\nraise NotImplementedError("replace this line with your code")'}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Grading runs in the kit's own grader (autograder/grader.py); when nbgrader itself executes a
 # notebook (validate, autograde), give training cells room and keep going after an error.

@@ -154,7 +154,8 @@ def check_drift(root: Path = REPO_ROOT, psets=None) -> list:
 # ---- sample submissions ---------------------------------------------------------------------
 
 _REGION = re.compile(r"[ \t]*### BEGIN SOLUTION[^\n]*\n(.*?)[ \t]*### END SOLUTION[^\n]*\n?", re.S)
-_STUB = re.compile(r"[ \t]*# YOUR CODE HERE\n[ \t]*raise NotImplementedError\(\)\n?")
+# nbgrader_config.py's ClearSolutions.code_stub (with or without its message)
+_STUB = re.compile(r"[ \t]*# YOUR CODE HERE\n[ \t]*raise NotImplementedError\((?:\"[^\"\n]*\"|'[^'\n]*')?\)\n?")
 
 
 def solution_regions(source: str) -> list:
