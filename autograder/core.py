@@ -93,11 +93,39 @@ class Unit:
     check_names: tuple = ()  # names of the checks, so a unit that could not run lists them at 0
     timeout: float = 60.0  # seconds the probe may take in the grading kernel
 
+    @property
+    def whole_check(self) -> str:
+        """The name of the check worth half the unit: every other check of the unit passes."""
+        return f"{self.title} passes every check"
+
+    @property
+    def all_checks(self) -> tuple:
+        """Every check a result of this unit lists, in order: the judge's, then the whole-unit check."""
+        return tuple(self.check_names or (self.title,)) + (self.whole_check,)
+
     def failed(self, message: str) -> list:
         """Every check of this unit at 0 points with one message (unit could not run)."""
         names = self.check_names or (self.title,)
-        share = self.points / len(names)
-        return [CheckResult(n, share, False, message) for n in names]
+        return complete(self, [CheckResult(n, 1.0, False, message) for n in names], message)
+
+
+def complete(unit: "Unit", results: list, whole_message: str = "") -> list:
+    """A judge's checks scaled to half the unit's points, plus the whole-unit check worth the other half.
+
+    The grading rule of every unit: half of its points are shared by its checks (in the judge's
+    proportions), the other half is earned only when every check passes. A mistake that breaks what
+    the notebook promises therefore costs at least half the unit, while a student whose unit works in
+    all but one respect still sees which respect, with partial credit for the rest.
+    """
+    half = unit.points / 2
+    total = sum(r.max_points for r in results)
+    scaled = [CheckResult(r.name, r.max_points * half / total if total else 0.0, r.passed, r.message) for r in results]
+    failed = [r.name for r in results if not r.passed]
+    message = "passed" if not failed else whole_message or (
+        f"expected every check of {unit.title} to pass (half of its {unit.points:g} point"
+        f"{'s' if unit.points != 1 else ''} is for a unit that works in every respect), obtained "
+        f"{len(failed)} that did not: {'; '.join(failed)}.")
+    return scaled + [CheckResult(unit.whole_check, unit.points - sum(r.max_points for r in scaled), not failed, message)]
 
 
 @dataclass
@@ -146,7 +174,7 @@ def judge_safely(unit: Unit, observations: Any, inputs: dict) -> list:
         results = unit.judge(observations, inputs)
     except Exception as exc:  # malformed observations must never crash a batch
         return unit.failed(f"{unit.title} could not be checked ({type(exc).__name__}: {exc}).")
-    return results
+    return complete(unit, results)
 
 
 def run_unit(unit: Unit, objects: dict, seed: int = 0) -> list:

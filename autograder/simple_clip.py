@@ -100,6 +100,13 @@ def _loss_variants(i: torch.Tensor, t: torch.Tensor, tau: float) -> dict:
         "you add the two directions instead of averaging them": 2 * sym(ni @ nt.T / tau),
         "you leave out the temperature": sym(ni @ nt.T),
         "you use a fixed temperature of 0.07 instead of self.temperature": sym(ni @ nt.T / TEMPERATURE),
+        "your targets are all 0 (every image matched to the first caption): the matching pairs lie on the "
+        "diagonal, so the targets are torch.arange(batch_size)":
+            float((F.cross_entropy(ni @ nt.T / tau, torch.zeros_like(labels))
+                   + F.cross_entropy(nt @ ni.T / tau, torch.zeros_like(labels))) / 2),
+        "you apply softmax to the logits before F.cross_entropy, which applies its own log-softmax: pass the "
+        "logits themselves": float((F.cross_entropy((ni @ nt.T / tau).softmax(dim=1), labels)
+                                     + F.cross_entropy((nt @ ni.T / tau).softmax(dim=1), labels)) / 2),
     }
 
 
@@ -268,13 +275,31 @@ def _value(obs_losses: dict, which: str, index: int) -> float:
     return float(_tensor_list(obs_losses[which], f"the losses at the {which} temperature")[index].reshape(-1)[0])
 
 
+def _head_hint(obs: dict, inputs: dict) -> str:
+    """What a failed encode_image / encode_text_features most likely got wrong, from the heads' sizes."""
+    dims = {"image": int(inputs["image_dim"]), "text": int(inputs["text_dim"])}
+    stage = obs.get("encode_stage")
+    side = {"encode_image": "image", "encode_text_features": "text"}.get(stage)
+    if side is None:
+        return ""
+    other = "text" if side == "image" else "image"
+    shapes = obs.get("head_shapes") if isinstance(obs.get("head_shapes"), dict) else {}
+    weight = next((s for s in shapes.get(f"{side}_projection") or [] if isinstance(s, list) and len(s) == 2), None)
+    if weight is not None and int(weight[1]) != dims[side]:
+        return (f"{side}_projection takes {int(weight[1])} input features, but the {side} encoder gives "
+                f"{side}_encoder.out_dim = {dims[side]}: build it as ProjectionHead({side}_encoder.out_dim, embed_dim).")
+    return (f"{stage} failed on {side} features of width {side}_encoder.out_dim = {dims[side]}: project them with "
+            f"self.{side}_projection (self.{other}_projection takes {other}_encoder.out_dim = {dims[other]} features).")
+
+
 def judge_clip_model(obs: dict, inputs: dict) -> list:
     results = []
     n, d = inputs["images"].shape[0], int(inputs["embed_dim"])
 
     # Embeddings.
     if "encode_error" in obs:
-        results.append(check("encode_image and encode_text_features", 0.25, False, obtained=obs["encode_error"]))
+        results.append(check("encode_image and encode_text_features", 0.25, False, obtained=obs["encode_error"],
+                             hint=_head_hint(obs, inputs)))
     else:
         img, txt = obs["image_emb"], obs["text_emb"]
         shapes = (tuple(img.shape), tuple(txt.shape), tuple(obs.get("default_image_shape") or ()),

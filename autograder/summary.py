@@ -73,8 +73,8 @@ def summarise(pset_id: str, results: dict, manual: dict | None = None) -> ClassS
 
     for unit in pset.units:  # the problem set's order, and every unit even when nobody reached it
         rate(unit, UNIT_TOTAL, unit.points)
-        for name in unit.check_names:
-            rate(unit, name, unit.points / max(1, len(unit.check_names)))
+        for check in unit.failed(""):
+            rate(unit, check.name, check.max_points)
     not_graded = {k for k, r in results.items() if getattr(r, "grader_error", False)}  # no grade: left out
     summary = ClassSummary(pset_id, len(results) - len(not_graded), max_total=pset.total_points,
                            auto_max=pset.auto_points, has_manual=bool(pset.manual), not_graded=len(not_graded))
@@ -87,7 +87,7 @@ def summarise(pset_id: str, results: dict, manual: dict | None = None) -> ClassS
             total = rate(unit, UNIT_TOTAL, unit.points)
             total.graded += 1
             if got is None:
-                for name in unit.check_names:
+                for name in unit.all_checks:
                     rate(unit, name, 0).graded += 1
                 continue
             total.points += got.points
@@ -116,8 +116,8 @@ def write_summary_csv(summary: ClassSummary, path) -> Path:
         w = csv.writer(fh)
         w.writerow(["unit", "grade_id", "check", "max_points", "passed", "students", "pass_rate", "mean_points"])
         for r in summary.rates:
-            w.writerow([r.unit, r.grade_id, r.check, _num(r.max_points), r.passed, r.graded, f"{r.rate:.3f}",
-                        _num(r.mean_points)])
+            w.writerow([r.unit, r.grade_id, r.check, _num(r.max_points, 3), r.passed, r.graded, f"{r.rate:.3f}",
+                        _num(r.mean_points, 3)])
     os.replace(tmp, path)
     return path
 
@@ -190,5 +190,5 @@ def _mean(values) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _num(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".") if x else "0"
+def _num(x: float, places: int = 2) -> str:
+    return f"{x:.{places}f}".rstrip("0").rstrip(".") if x else "0"

@@ -79,6 +79,55 @@ def _require(cond: bool, expected: str, obtained: str, hint: str = "") -> None:
         raise CheckFailed(f"expected {expected}, obtained {obtained}." + (f" {hint}" if hint else ""))
 
 
+class _GradientWatch:
+    """Counts optimiser steps whose gradients still held earlier steps' gradients (no zero_grad).
+
+    Every backward pass's gradient of each watched parameter is summed as it arrives; when an
+    optimiser steps, each of its parameters' ``.grad`` must equal that sum (what this step's backward passes
+    produced). A ``.grad`` that also carries the previous step's gradients means nobody reset it. Any
+    loss, any optimiser, zero_grad before or after the step and set_to_none all pass."""
+
+    def __init__(self, params):
+        self.params = [p for p in params if p.requires_grad]
+        self.fresh = {id(p): None for p in self.params}
+        self.steps = self.stale = 0
+
+    def _arrived(self, p):
+        def hook(grad):
+            old = self.fresh[id(p)]
+            self.fresh[id(p)] = grad.detach().clone() if old is None else old + grad.detach()
+        return hook
+
+    def _before_step(self, optimizer, args, kwargs):
+        stepped = {id(q) for group in optimizer.param_groups for q in group["params"]}
+        watched = [p for p in self.params if id(p) in stepped and p.grad is not None and self.fresh[id(p)] is not None]
+        if not watched:
+            return
+        self.steps += 1
+        if any(not torch.allclose(p.grad, self.fresh[id(p)], rtol=1e-4, atol=1e-7) for p in watched):
+            self.stale += 1
+        for p in self.params:
+            self.fresh[id(p)] = None
+
+    def __enter__(self):
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        self.handles = [p.register_hook(self._arrived(p)) for p in self.params]
+        self.handles.append(register_optimizer_step_pre_hook(self._before_step))
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        return False
+
+    def require_reset(self, what: str) -> None:
+        _require(self.stale == 0, f"every optimiser step of {what} to use only that step's gradients",
+                 f"{self.stale} of {self.steps} steps whose .grad still held the gradients of earlier batches",
+                 "PyTorch adds each backward() to .grad: call optimizer.zero_grad() in every step, before "
+                 "loss.backward().")
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters of ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
@@ -92,7 +141,7 @@ def _instantiate(cls, name: str) -> nn.Module:
     try:
         module = cls()
     except NotImplementedError:
-        raise CheckFailed(f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code.") from None
+        raise CheckFailed(f"{name} is not implemented yet: replace the `raise NotImplementedError(...)` line with your code.") from None
     _require(isinstance(module, nn.Module), f"{name}() to create a torch.nn.Module", type(module).__name__)
     return module
 
@@ -131,6 +180,13 @@ def check_module(cls, name: str, input_shape: tuple, output_shape: tuple, num_pa
 def check_encoder(Encoder) -> None:  # noqa: N803 - the student's class
     check_module(Encoder, "Encoder", (2, 3, 64, 64), (2, 24, 4, 4), 42_156, (0, None),
                  "The encoder ends with a ReLU, so its features are non-negative.")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        features = Encoder()(torch.rand(2, 3, 64, 64))
+    _require(bool((features == 0).any()), "some features to be exactly 0 (a ReLU sets every negative value to 0)",
+             f"none: features in [{features.min().item():.4f}, {features.max().item():.4f}]",
+             "The encoder's last activation is a ReLU, not a Sigmoid or another function.")
+    _ok("the last activation is a ReLU (some features are exactly 0)")
     print("Encoder: visible checks passed.")
 
 
@@ -159,12 +215,15 @@ def check_train_ae(train_ae) -> None:
     with torch.no_grad():
         loss0 = sum(nn.functional.mse_loss(model(x), x) for x, _ in loader).item() / 2
     try:
-        history = train_ae(model, loader, epochs=8)
+        with _GradientWatch(model.parameters()) as watch:
+            history = train_ae(model, loader, epochs=8)
     except NotImplementedError:
-        raise CheckFailed("train_ae is not implemented yet: replace `raise NotImplementedError()` with your code.") from None
+        raise CheckFailed("train_ae is not implemented yet: replace the `raise NotImplementedError(...)` line with your code.") from None
     _require(any(not torch.equal(a, b) for a, b in zip(before, model.parameters())),
              "the model's weights to change", "unchanged weights", "Did you call optimizer.step()?")
     _ok("the weights changed")
+    watch.require_reset("train_ae")
+    _ok("every step starts from fresh gradients")
     with torch.no_grad():
         loss1 = sum(nn.functional.mse_loss(model(x), x) for x, _ in loader).item() / 2
     _require(loss1 < loss0, f"the reconstruction MSE to fall below {loss0:.4f}", f"{loss1:.4f}")
@@ -189,9 +248,10 @@ def check_train_classifier(train_classifier, SUPERVISED=None) -> None:  # noqa: 
         before = [p.detach().clone() for p in encoder.parameters()]
         clf_before = [p.detach().clone() for p in classifier.parameters()]
         try:
-            train_classifier(encoder, classifier, loader, epochs=3, supervised=supervised)
+            with _GradientWatch(list(encoder.parameters()) + list(classifier.parameters())) as watch:
+                train_classifier(encoder, classifier, loader, epochs=3, supervised=supervised)
         except NotImplementedError:
-            raise CheckFailed("train_classifier is not implemented yet: replace `raise NotImplementedError()`.") from None
+            raise CheckFailed("train_classifier is not implemented yet: replace the `raise NotImplementedError(...)` line with your code.") from None
         enc_same = all(torch.equal(a, b) for a, b in zip(before, encoder.parameters()))
         clf_same = all(torch.equal(a, b) for a, b in zip(clf_before, classifier.parameters()))
         _require(not clf_same, f"the classifier to be trained (supervised={supervised})", "unchanged weights")
@@ -201,6 +261,7 @@ def check_train_classifier(train_classifier, SUPERVISED=None) -> None:  # noqa: 
         else:
             _require(enc_same, "supervised=False to leave the encoder frozen", "the encoder changed")
             _ok("supervised=False trains the classifier only")
+        watch.require_reset(f"train_classifier (supervised={supervised})")
     if SUPERVISED is not None:
         _require(isinstance(SUPERVISED, dict) and set(SUPERVISED) == {"I", "II", "III"}
                  and all(isinstance(v, bool) for v in SUPERVISED.values()),

@@ -17,14 +17,20 @@ from .probes.simple_clip import RigImageEncoder, RigRetrievalModel, RigTextEncod
 
 __all__ = ["CheckFailed", "check_projection_head", "check_clip_model", "check_retrieve_images"]
 
-_NOT_DONE = "is not implemented yet: replace `raise NotImplementedError()` with your code."
+_NOT_DONE = "is not implemented yet: replace the `raise NotImplementedError(...)` line with your code."
 
 
-def _call(what: str, fn, *args, **kwargs):
+def _call(what: str, fn, *args, hint: str = "", **kwargs):
+    """``fn(*args, **kwargs)``; an error of the student's code becomes a failed check that names the call
+    (the original traceback stays attached, to find the line)."""
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
         raise CheckFailed(f"{what} {_NOT_DONE}") from None
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}" + (f". {hint}" if hint else "")) from exc
 
 
 def _norms(x: torch.Tensor) -> str:
@@ -56,6 +62,14 @@ def check_projection_head(ProjectionHead) -> None:  # noqa: N803 - the student's
     _ok("output shape (4, 16)")
     _require_unit_rows(out, "the output", "Divide each row by its own L2 norm (dim=-1), e.g. F.normalize(x, dim=-1).")
     _ok("every output row has L2 norm 1")
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    if len(linears) == 1:
+        with torch.no_grad():
+            lin = linears[0](x)
+            want = lin / lin.norm(dim=-1, keepdim=True)
+        _require(torch.allclose(out, want, atol=1e-5), "the L2-normalised output of your Linear layer",
+                 "other values", "Nothing goes between the Linear layer and the normalisation (no activation).")
+        _ok("output = Linear(x) / ||Linear(x)||")
     with torch.no_grad():
         default = _call("ProjectionHead", ProjectionHead, 12)(x)
     _require(tuple(default.shape) == (4, 256), "output shape (4, 256) from ProjectionHead(12) (projection_dim defaults to 256)",
@@ -75,7 +89,8 @@ def _tiny_clip(CLIPModel, **kwargs):  # noqa: N803
 
 
 def _loss(model, i, t) -> float:
-    value = _call("CLIPModel.contrastive_loss", model.contrastive_loss, torch.tensor(i), torch.tensor(t))
+    value = _call("CLIPModel.contrastive_loss", model.contrastive_loss, torch.as_tensor(i), torch.as_tensor(t),
+                  hint="The loss must work for any batch size: take the number of pairs from the embeddings.")
     _require(torch.is_tensor(value) and value.ndim == 0, "contrastive_loss to return a scalar tensor",
              f"{type(value).__name__} {tuple(value.shape) if torch.is_tensor(value) else ''}")
     return float(value)
@@ -92,8 +107,12 @@ def check_clip_model(CLIPModel) -> None:  # noqa: N803
                  "none" if not hasattr(model, attr) else type(getattr(model, attr)).__name__)
     images, text_features = torch.randn(4, 3, 8, 8), torch.randn(4, 5)
     with torch.no_grad():
-        img = _call("CLIPModel.encode_image", model.encode_image, images)
-        txt = _call("CLIPModel.encode_text_features", model.encode_text_features, text_features)
+        img = _call("CLIPModel.encode_image", model.encode_image, images,
+                    hint="encode_image projects the image encoder's features (image_encoder.out_dim = 6 here) with "
+                         "self.image_projection, built as ProjectionHead(image_encoder.out_dim, embed_dim).")
+        txt = _call("CLIPModel.encode_text_features", model.encode_text_features, text_features,
+                    hint="encode_text_features projects text features (text_encoder.out_dim = 5 here) with "
+                         "self.text_projection, built as ProjectionHead(text_encoder.out_dim, embed_dim).")
     _require(tuple(img.shape) == (4, 8) and tuple(txt.shape) == (4, 8),
              "encode_image and encode_text_features to return shape (4, 8) with embed_dim=8",
              f"{_shape(img)} and {_shape(txt)}")
@@ -118,8 +137,12 @@ def check_clip_model(CLIPModel) -> None:  # noqa: N803
     scaled = _loss(hot, [[3.0, 0.0], [0.0, 3.0]], [[0.5, 0.0], [0.0, 0.5]])
     _require(abs(scaled - want) < 1e-4, f"the same loss ({want:.6f}) when the embeddings are multiplied by 3 and 0.5",
              f"{scaled:.6f}", "L2-normalise both embeddings inside the loss: only their directions may matter.")
-    _ok("the loss ignores the length of the embeddings")
     other = [[1.0, 0.0], [0.6, 0.8]]
+    rows = torch.tensor([[3.0], [0.5]])
+    plain, stretched = _loss(hot, eye, other), _loss(hot, rows * torch.tensor(eye), rows.flip(0) * torch.tensor(other))
+    _require(abs(plain - stretched) < 1e-4, f"the same loss ({plain:.6f}) when each row is multiplied by its own number",
+             f"{stretched:.6f}", "Normalise each embedding on its own: F.normalize(x, dim=-1), not over the batch.")
+    _ok("the loss ignores the length of the embeddings")
     forward, backward = _loss(hot, eye, other), _loss(hot, other, eye)
     _require(abs(forward - backward) < 1e-5, "contrastive_loss(I, T) == contrastive_loss(T, I)",
              f"{forward:.6f} and {backward:.6f}",
@@ -164,7 +187,8 @@ def check_retrieve_images(retrieve_images) -> None:
                                [3.0, 3.0, 0.0],   # 0.707, dot 3.0: long, half red
                                [1.0, 0.0, 1.2],   # 0.640, dot 1.0
                                [0.0, 1.0, 0.0]])  # 0.000
-    got = _call("retrieve_images", retrieve_images, model, embeddings, "red", names, k=3)
+    got = _call("retrieve_images", retrieve_images, model, embeddings, "red", names, k=3,
+                hint="Rank one score per image (a 1-D tensor of N scores) and keep the k best.")
     _require(isinstance(got, (list, tuple)) and all(isinstance(n, str) for n in got),
              "a list of file names", repr(got)[:120], "Return [image_filenames[i] for i in ...], not indices.")
     _require(len(got) == 3, "3 file names with k=3", f"{len(got)}")
@@ -176,7 +200,7 @@ def check_retrieve_images(retrieve_images) -> None:
     _require(list(got) == want, f"{want} (highest cosine similarity first)", f"{list(got)}", hint)
     _ok(f"query 'red' -> {want}")
     default = _call("retrieve_images", retrieve_images, model, embeddings.repeat(2, 1), "green",
-                    [f"{i}_{n}" for i in range(2) for n in names])
+                    [f"{i}_{n}" for i in range(2) for n in names], hint="k defaults to 9.")
     _require(len(default) == 9, "9 file names with the default k", f"{len(default)}")
     _ok("k defaults to 9")
     print("retrieve_images: visible checks passed.")

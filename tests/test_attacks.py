@@ -1,12 +1,12 @@
 """An attack corpus against the sandboxed grader: hostile notebooks, graded as ONE batch with the sandbox on.
 
 Each attack is a notebook a hostile student could hand in: the released notebook with the solutions filled in
-and, mostly, the wrong decoder of the ``wrong_decoder`` sample (honestly 3.5 / 4: its Decoder ends with a ReLU),
+and, mostly, the wrong decoder of the ``wrong_decoder`` sample (honestly 3.25 / 4: its Decoder ends with a ReLU),
 plus one code cell, after the graded cell it is about or at the end, that tries to get more than that: read the
 reference solutions or another student's notebook, rewrite the grades, leave a process behind, signal or stop
 the grader, backdoor the installed packages, reach the network or another kernel, fill the disk, send huge
 texts, send a malformed notebook, forge the observations, or fool the judges with a forward pass that ignores
-its layers. Honest submissions (the solution, 4 / 4, and the wrong decoder, 3.5 / 4) are graded in the same
+its layers. Honest submissions (the solution, 4 / 4, and the wrong decoder, 3.25 / 4) are graded in the same
 batch, before, among and after the attacks, and must keep their exact scores.
 
 The batch is run by a grading script saved in the batch folder next to ``submitted/`` (as a course's ``grade.py``
@@ -361,7 +361,7 @@ class Attack:
     klass: int  # the class of attack (1-11, as in the brief)
     source: str = ""  # the attack cell
     after: str | None = None  # grade_id of the cell the attack cell follows; None: appended at the end
-    max_score: float = 3.5  # what its honest code deserves, at most
+    max_score: float = 3.25  # what its honest code deserves, at most
     doc: str = ""  # what it tries; what it achieved without the sandbox (verified)
     fails: tuple = ()  # checks that must not pass
     flagged: bool = False  # the instructor must be told
@@ -690,7 +690,7 @@ print("CKATTACK: daemon", proc.pid)
     Attack("d2_linger_double_fork", 4, after="imports", doc="""
         the classic double fork (fork, setsid, fork, exec python -c LINGER): the daemon is nobody's child.
         Without the sandbox: the daemon outlived the batch and kept rewriting: grades.csv changed after the batch,
-        both its own result and the other student's (a wrong decoder, 3.5) became 4 / 4.
+        both its own result and the other student's (a wrong decoder, 3.25) became 4 / 4.
         """,
            source=_with_linger(r'''
 # CKATTACK: double fork: the daemon is re-parented to init, nobody's child
@@ -1323,9 +1323,9 @@ for group in dict.fromkeys(groups):
 ATTACK = {a.name: a for a in ATTACKS}
 # Honest submissions, before, among and after the attacks (a later one in the same worker would show what
 # an earlier attack left behind); just before the signal attacks, which may stop the batch.
-HONEST = {"00_honest_good": ("solution", 4.0), "00_honest_wrong": ("wrong_decoder", 3.5),
-          "m_honest_good": ("solution", 4.0), "m_honest_wrong": ("wrong_decoder", 3.5),
-          "y_honest_good": ("solution", 4.0), "y_honest_wrong": ("wrong_decoder", 3.5)}
+HONEST = {"00_honest_good": ("solution", 4.0), "00_honest_wrong": ("wrong_decoder", 3.25),
+          "m_honest_good": ("solution", 4.0), "m_honest_wrong": ("wrong_decoder", 3.25),
+          "y_honest_good": ("solution", 4.0), "y_honest_wrong": ("wrong_decoder", 3.25)}
 
 
 def attack_notebook(attack: Attack, wrong: dict) -> str:

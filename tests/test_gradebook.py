@@ -14,7 +14,7 @@ import pytest
 from autograder import batch
 from autograder.batch import BatchReport
 from autograder.cli import main as cli_main
-from autograder.core import CheckResult
+from autograder.core import CheckResult, complete
 from autograder.feedback import render_feedback
 from autograder.gradebook import GradebookError, db_url, read_manual_scores, sync_gradebook, write_results
 from autograder.grader import SubmissionResult, UnitResult, _zero_result
@@ -30,10 +30,9 @@ def result(student: str, failed: set = frozenset()) -> SubmissionResult:
     pset = get_problem_set(PSET)
     units = []
     for u in pset.units:
-        share = u.points / len(u.check_names)
-        units.append(UnitResult(u.grade_id, u.title, u.points,
-                                [CheckResult(n, share, n not in failed, "passed" if n not in failed else
-                                             "expected one thing, obtained another.") for n in u.check_names]))
+        units.append(UnitResult(u.grade_id, u.title, u.points, complete(u, [
+            CheckResult(n, 1.0, n not in failed, "passed" if n not in failed else "expected one thing, obtained another.")
+            for n in u.check_names])))
     units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
     return SubmissionResult(PSET, student, f"{PSET}.ipynb", units)
 
@@ -91,8 +90,9 @@ def test_automatic_points_per_test_cell_and_the_report_left_for_the_formgrader(g
     assert got["alice"] == {"test_encoder": (1, None, False), "test_decoder": (1, None, False),
                             "test_train_ae": (1, None, False), "test_train_classifier": (1, None, False),
                             "report": (None, None, True)}
-    assert got["bob"]["test_decoder"][0] == pytest.approx(0.5)
-    assert got["bob"]["test_train_ae"][0] == pytest.approx(2 / 3)
+    # half of a unit is shared by its checks, half needs them all: 2 of 4 Decoder checks, 1 of 3 train_ae checks lost
+    assert got["bob"]["test_decoder"][0] == pytest.approx(0.25)
+    assert got["bob"]["test_train_ae"][0] == pytest.approx(1 / 3)
     assert all(got["carol"][g][0] == 0 for g in ("test_encoder", "test_decoder", "test_train_ae", "test_train_classifier"))
 
 
@@ -116,7 +116,7 @@ def test_manual_points_come_back_and_nbgrader_export_gives_the_final_grade(grade
     assert manual == {"alice": {"report": 1.0}, "bob": {"report": 0.5}}
     rows = {r["student"]: r for r in csv.DictReader((tmp_path / "grades.csv").open())}
     assert [(rows[s]["report (manual)"], rows[s]["total"], rows[s]["max"]) for s in ("alice", "bob", "carol")] == \
-        [("1", "5", "5"), ("0.5", "3.6667", "5"), ("", "0", "5")]
+        [("1", "5", "5"), ("0.5", "3.0833", "5"), ("", "0", "5")]
     exported = nbgrader_export(gradebook, tmp_path / "export")
     for student, r in results.items():
         row = exported[student]
@@ -178,12 +178,12 @@ def test_grade_with_gradebook_writes_the_final_grade(tmp_path, fake_grade_class)
     text = buf.getvalue()
     assert "automatic points written for 3 students; manual points read back for 0" in text
     assert text.index("student") < text.index("Class summary") < text.index("3 graded")
-    assert grades(db)["bob"]["test_decoder"][0] == pytest.approx(0.5)
+    assert grades(db)["bob"]["test_decoder"][0] == pytest.approx(0.25)
     give_manual(db, {"bob": 1.0})
     with redirect_stdout(io.StringIO()):
         assert cli_main(["grade", PSET, str(tmp_path), "--out", str(out), "--gradebook", str(db), "--no-progress"]) == 0
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
-    assert (rows["bob"]["report (manual)"], rows["bob"]["total"], rows["bob"]["max"]) == ("1", "4.1667", "5")
+    assert (rows["bob"]["report (manual)"], rows["bob"]["total"], rows["bob"]["max"]) == ("1", "3.5833", "5")
     assert (out / "summary.csv").is_file() and (out / "scores.png").is_file()
 
 

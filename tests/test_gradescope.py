@@ -78,7 +78,7 @@ def test_results_json_of_a_sample_submission(tmp_path):
     on_disk = json.loads(results.read_text())
     assert on_disk == json.loads(json.dumps(data))
     check_schema(on_disk)
-    assert on_disk["score"] == pytest.approx(3.5)
+    assert on_disk["score"] == pytest.approx(3.25)
     assert sum(t["max_score"] for t in on_disk["tests"]) == pytest.approx(4.0)  # the manual report is not a test
     assert "graded by hand" in on_disk["output"].lower() and "Report" in on_disk["output"]
     failed = [t for t in on_disk["tests"] if t["score"] < t["max_score"]]

@@ -4,7 +4,7 @@ The corpus is built here from the released notebook and the solutions (``fill_so
 ``make_sample_submissions``) by editing cells. Every case must get the score its honest code
 deserves (0 or partial credit, never more), a message that says what happened, and leave the
 other submissions alone: the good solution graded in the same batch keeps full marks.
-Tampering cases start from the wrong-decoder sample (honestly 3.5 / 4: its Decoder ends with a ReLU),
+Tampering cases start from the wrong-decoder sample (honestly 3.25 / 4: its Decoder ends with a ReLU),
 so a tamper that worked would show up as a higher score.
 
 The batch is graded once per test run; with pytest-xdist the workers share it through a lock.
@@ -140,23 +140,23 @@ def build_corpus(root: Path) -> dict:
         score=4.0, note="memory")
     put("memory_creep", _insert_after(good, "imports", "chunks = []\nfor _ in range(40):\n"
                                       "    chunks.append(torch.ones(50_000_000))\n"), score=4.0, note="memory")
-    put("prints_fake_pass", _append(wrong, "print('All tests passed')\nprint('score: 4/4')\n"), score=3.5)
+    put("prints_fake_pass", _append(wrong, "print('All tests passed')\nprint('score: 4/4')\n"), score=3.25)
     put("patches_allclose", _append(wrong, "torch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"),
-        score=3.5, flagged=True)
+        score=3.25, flagged=True)
     put("fake_autograder_module", _append(wrong, "import sys, types\nfake = types.ModuleType('autograder')\n"
                                           "fake.__path__ = []\nsys.modules['autograder'] = fake\n"
                                           "sys.modules['autograder.autoencoder_probing'] = types.SimpleNamespace("
-                                          "test_decoder=lambda D: print('Decoder: all checks passed'))\n"), score=3.5)
+                                          "test_decoder=lambda D: print('Decoder: all checks passed'))\n"), score=3.25)
     put("patches_run_probe", _append(wrong, FAKE_OBS + "import course_utils.probes.runtime as rt\nrt.run_probe = _fake\n"
                                      "import course_utils.probes.autoencoder_probing as p\n"
                                      "p.probe_decoder = lambda objects, inputs: {'params': [], 'outputs': []}\n"),
-        score=3.5, flagged=True)
+        score=3.25, flagged=True)
     put("patches_torch_save", _append(wrong, "import torch\n_orig_save = torch.save\n"
                                       "def _save(obj, f, *a, **k):\n"
                                       "    if isinstance(obj, dict) and 'outputs' in obj:\n"
                                       "        obj = dict(obj, outputs=[torch.sigmoid(o) + 0 * o for o in obj['outputs']])\n"
                                       "    return _orig_save(obj, f, *a, **k)\n"
-                                      "torch.save = _save\n"), score=3.5, flagged=True)
+                                      "torch.save = _save\n"), score=3.25, flagged=True)
     imp = copy.deepcopy(good)
     _cell(imp, "decoder")["source"] = "from autograder.autoencoder_probing import Decoder\n"
     put("imports_autograder", imp, score=3.0, unit=("test_decoder", 0.0), message="not defined")
@@ -164,7 +164,7 @@ def build_corpus(root: Path) -> dict:
     put("wrong_file_name", good, name="Untitled.ipynb", score=4.0, note="instead of 'autoencoder_probing.ipynb'")
     (sub / "two_notebooks" / PSET).mkdir(parents=True)
     (sub / "two_notebooks" / PSET / f"Copy of {NB}").write_text(json.dumps(good))
-    put("two_notebooks", wrong, score=3.5, note="the other(s) (Copy of autoencoder_probing.ipynb) were not")
+    put("two_notebooks", wrong, score=3.25, note="the other(s) (Copy of autoencoder_probing.ipynb) were not")
     put("not_a_notebook", "%PDF-1.4 not a notebook", name="autoencoder_probing.pdf", score=0.0,
         message="No notebook was found")
     return cases
@@ -233,7 +233,7 @@ def test_good_submission_unaffected_by_its_neighbours(batch):
 def test_fake_pass_output_is_not_believed(batch):
     _cases, report, _out = batch
     r = report.results["prints_fake_pass"]
-    assert r.unit("test_decoder").points == pytest.approx(0.5)
+    assert r.unit("test_decoder").points == pytest.approx(0.25)
 
 
 def test_tampering_is_reported_to_the_instructor(batch):

@@ -47,7 +47,7 @@ def _call(fn, *args):
 def test_hidden_test_returns_the_units_points_as_a_plain_float():
     value, out, err = _call(ap.test_encoder, ap.Encoder)
     assert type(value) is float and value == 1.0
-    assert "Encoder: all 4 checks passed (1 pt)" in out and err == ""
+    assert "Encoder: all 5 checks passed (1 pt)" in out and err == ""
 
 
 def test_partial_credit_is_returned_not_raised_with_each_failed_check_named():
@@ -59,8 +59,8 @@ def test_partial_credit_is_returned_not_raised_with_each_failed_check_named():
                                                   seed=20261123))
     assert type(value) is float and 0 < value < 1 and value == pytest.approx(expected)
     assert err == "", "nbgrader gives 0 to a graded cell with anything on stderr"
-    assert "Decoder: 0.5 of 1 pt; 2 of 4 hidden checks failed:" in out
-    assert "- Decoder output in (0, 1) (0 of 0.25 pt): expected pixel values strictly between 0 and 1" in out
+    assert "Decoder: 0.25 of 1 pt; 3 of 5 hidden checks failed:" in out
+    assert "- Decoder output in (0, 1) (0 of 0.125 pt): expected pixel values strictly between 0 and 1" in out
     assert "Traceback" not in out
 
 

@@ -40,7 +40,7 @@ def test_colab_resaved_notebook_selfchecks_and_grades_like_the_original(samples,
     # the same checks pass and fail (the messages' numbers differ: hidden inputs are drawn per submission)
     verdicts = lambda r: [[(c["name"], c["passed"], c["points"]) for c in u["checks"]] for u in r["units"]]  # noqa: E731
     assert verdicts(a) == verdicts(b)
-    assert a["score"] == b["score"] == 3.5
+    assert a["score"] == b["score"] == 3.25
 
 
 def test_selfcheck_command_and_in_notebook_call(samples, capsys, monkeypatch):

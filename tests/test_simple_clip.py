@@ -27,7 +27,11 @@ def _run(grade_id, seed=5, **objects):
 
 
 def _failed(results):
-    return sorted(name for name, r in results.items() if not r.passed)
+    """The judge's failed checks; the whole-unit check (half the points) fails exactly when one of them does."""
+    failed = sorted(name for name, r in results.items() if not r.passed and not name.endswith(" passes every check"))
+    whole = [r for name, r in results.items() if name.endswith(" passes every check")]
+    assert len(whole) == 1 and whole[0].passed == (not failed), (failed, whole)
+    return failed
 
 
 def _points(results):
@@ -49,6 +53,10 @@ def test_problem_set_points_match_the_course():
         assert [r.name for r in results] == list(unit.check_names)
         assert sum(r.max_points for r in results) == pytest.approx(unit.points)
         assert sum(c.max_points for c in unit.failed("x")) == pytest.approx(unit.points)
+        judged = judge_safely(unit, *_observe(unit, 0))  # half the points shared, half for passing them all
+        assert [r.name for r in judged] == list(unit.all_checks) and all(r.passed for r in judged)
+        assert sum(r.max_points for r in judged) == pytest.approx(unit.points)
+        assert judged[-1].max_points == pytest.approx(unit.points / 2)
 
 
 def _observe(unit, seed):
@@ -119,7 +127,7 @@ def test_each_classic_loss_mistake_fails_its_own_check(kind, check, words):
     assert words in results[check].message
     assert "expected" in results[check].message and "obtained" in results[check].message
     assert 0 < _points(results) < 2
-    assert _points(results) == pytest.approx(1.25)
+    assert _points(results) == pytest.approx(0.625)  # 2 points: 0.375 of the shared half lost, and the whole-unit half
 
 
 def test_frozen_text_encoder_and_trained_image_encoder():
@@ -185,7 +193,7 @@ def test_projection_head_mistakes():
         "ProjectionHead output is L2-normalised"].message
     res = _run("test_projection_head", ProjectionHead=UpstreamHead)
     assert _failed(res) == ["ProjectionHead computes normalize(Linear(x))", "ProjectionHead is a single Linear layer"]
-    assert _points(res) == pytest.approx(0.5)
+    assert _points(res) == pytest.approx(0.25)  # 2 of 4 shared quarters of the half lost, and the whole-unit half
 
 
 def test_retrieve_images_mistakes():
@@ -224,7 +232,8 @@ def test_student_errors_become_messages_not_crashes():
 
     for grade_id, name in (("test_projection_head", "ProjectionHead"), ("test_clip_model", "CLIPModel")):
         res = _run(grade_id, **{name: NotDone})
-        assert _points(res) == 0 and all("NotImplementedError" in r.message for r in res.values())
+        assert _points(res) == 0 and all("NotImplementedError" in r.message for n, r in res.items()
+                                         if not n.endswith(" passes every check"))
 
     def broken(model, image_embeddings, query, image_filenames, k=9):
         raise NotImplementedError()
@@ -308,9 +317,10 @@ def test_sample_submissions_grade_as_expected(graded):
     assert solution.score == solution.max_score == 4.0, [
         (c.name, c.message) for u in solution.units for c in u.checks if not c.passed]
     assert untouched.score == 0
-    assert _unit_points(mult) == {"ProjectionHead": 1.0, "CLIPModel": 1.25, "retrieve_images": 1.0}
+    # CLIPModel: 2 points, half shared by its checks (0.125 + 0.25 lost here), half for passing them all
+    assert _unit_points(mult) == {"ProjectionHead": 1.0, "CLIPModel": 0.625, "retrieve_images": 1.0}
     failed = {c.name: c.message for u in mult.units for c in u.checks if not c.passed}
-    assert sorted(failed) == sorted([DIVIDES, EQUATIONS])
+    assert sorted(failed) == sorted([DIVIDES, EQUATIONS, "CLIPModel passes every check"])
     assert "multiply the similarities by the temperature instead of dividing" in failed[DIVIDES]
     report = [u for u in solution.units if u.manual]
     assert [(u.grade_id, u.max_points) for u in report] == [("report", 1.0)]

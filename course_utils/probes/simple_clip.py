@@ -167,11 +167,18 @@ def probe_clip_model(objects: dict, inputs: dict) -> dict:
         return model.cpu()
 
     # 1. Embeddings of images and text features (embed_dim given, then the default).
+    stage = "CLIPModel(...)"
     try:
         model = build(embed_dim=int(inputs["embed_dim"])).eval()
+        out["head_shapes"] = {name: [list(p.shape) for p in getattr(model, name).parameters()]
+                              for name in ("image_projection", "text_projection")
+                              if isinstance(getattr(model, name, None), nn.Module)}
         with torch.no_grad():
+            stage = "encode_image"
             out["image_emb"] = _tensor(model.encode_image(inputs["images"].clone()))
+            stage = "encode_text_features"
             out["text_emb"] = _tensor(model.encode_text_features(inputs["text_features"].clone()))
+            stage = "forward"
             loss = model(inputs["images"].clone(), inputs["text_features"].clone())
         out["forward_is_scalar"] = bool(torch.is_tensor(loss) and loss.ndim == 0)
         out["forward"] = _tensor(loss).reshape(-1)[:1]
@@ -183,7 +190,8 @@ def probe_clip_model(objects: dict, inputs: dict) -> dict:
             out["default_image_shape"] = list(default.encode_image(inputs["images"].clone()).shape)
             out["default_text_shape"] = list(default.encode_text_features(inputs["text_features"].clone()).shape)
     except Exception as exc:
-        out["encode_error"] = _error(exc, "CLIPModel (encode_image / encode_text_features / forward)")
+        out["encode_error"] = _error(exc, f"CLIPModel ({stage})")
+        out["encode_stage"] = stage
 
     # 2. contrastive_loss on embeddings the grader chose, at two temperatures.
     try:
