@@ -31,13 +31,15 @@ import zipfile
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
+from .course_config import WHEEL_DIST
+
 FORBIDDEN_DIRS = ("autograder", "source", "solutions")
 FORBIDDEN_TEXT = (
     "### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS",
     "import autograder", "from autograder",
 )
 SKIPPED = ("__pycache__", ".ipynb_checkpoints", ".DS_Store")
-WHEEL_NAME = "course-utils"  # distribution name of the student wheel (import name: course_utils)
+WHEEL_NAME = WHEEL_DIST  # distribution name of the student wheel, "course-utils" (import name: course_utils)
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -59,12 +61,20 @@ def course_utils_version(repo_root: Union[str, Path]) -> str:
 
 
 def _student_requirements(repo_root: Path) -> tuple:
-    """Runtime dependencies and the ``clip`` extra from the repository's pyproject."""
-    from course_utils.colab import parse_toml
+    """Runtime dependencies and the extras the notebooks' setup cells install (``problem_sets.WHEEL_EXTRAS``,
+    e.g. ``clip``) from the repository's pyproject."""
+    from .course_config import parse_toml
+    from .problem_sets import WHEEL_EXTRAS
 
     project = parse_toml((repo_root / "pyproject.toml").read_text()).get("project", {})
     deps = [d for d in project.get("dependencies", []) if not d.lower().startswith("representation-learning")]
-    extras = {k: v for k, v in project.get("optional-dependencies", {}).items() if k == "clip"}
+    wanted = {extra for extras in WHEEL_EXTRAS.values() for extra in extras}
+    available = project.get("optional-dependencies", {})
+    unknown = sorted(wanted - set(available))
+    if unknown:
+        raise BundleError(f"problem_sets.WHEEL_EXTRAS names extras that pyproject.toml does not define: {unknown}; "
+                          "add them under [project.optional-dependencies].")
+    extras = {k: v for k, v in available.items() if k in wanted}
     return deps, extras
 
 
@@ -174,7 +184,7 @@ def _readme(version: str, wheel_name: str, notebooks: list, repo_root: Path) -> 
              "```", f"pip install wheels/{wheel_name}", "jupyter lab assignments/", "```", "", "## Notebooks", ""]
     config = None
     try:
-        from course_utils.colab import load_config
+        from .course_config import load_config
 
         config = load_config(repo_root / "course_config.toml")
         if config.placeholders():
@@ -183,7 +193,7 @@ def _readme(version: str, wheel_name: str, notebooks: list, repo_root: Path) -> 
         config = None
     for notebook in notebooks:
         if config is not None:
-            from course_utils.colab import colab_badge_markdown
+            from .course_config import colab_badge_markdown
 
             lines.append(f"- `{notebook}` {colab_badge_markdown(config.repository, config.branch, notebook)}")
         else:

@@ -36,6 +36,16 @@ def find_repo(explicit=None, start=None) -> Path:
     raise RepoNotFound(f"no course repository in {here} or above it (a folder with nbgrader_config.py and source/): "
                        f"run the command inside your course repository, or pass --repo DIR")
 PROBLEM_SETS = ("autoencoder_probing", "simple_clip")
+# Extras of the course wheel (pyproject's [project.optional-dependencies]) each notebook needs beyond the wheel's
+# own requirements: its setup cell installs `course-utils[<extras>]`, and the student wheel declares them.
+WHEEL_EXTRAS = {"simple_clip": ("clip",)}
+
+
+def wheel_extras(pset_id: str) -> tuple:
+    """The course wheel's extras the problem set's notebook needs (``()`` for none)."""
+    if pset_id not in PROBLEM_SETS:
+        raise KeyError(f"unknown problem set {pset_id!r}; known: {', '.join(PROBLEM_SETS)}")
+    return tuple(WHEEL_EXTRAS.get(pset_id, ()))
 
 
 def get_problem_set(pset_id: str) -> ProblemSet:

