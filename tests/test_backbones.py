@@ -1,5 +1,8 @@
-"""Backbones by name: image encoders, the frozen text encoder, tiny twins, offline errors."""
+"""Backbones by name: image encoders (timm's registry), the frozen text encoder, tiny twins, offline errors."""
 import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,21 +50,138 @@ def test_tiny_resnet_maps_images_to_features():
         encoder(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
 
 
+def test_tiny_resnet_is_timms_resnet_of_basic_blocks_with_narrow_widths():
+    from timm.models.resnet import BasicBlock, ResNet
+
+    trunk = create_image_encoder("resnet_tiny", pretrained=True).model  # never pretrained: random init
+    assert isinstance(trunk, ResNet) and isinstance(trunk.fc, torch.nn.Identity)
+    stages = [trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4]
+    assert all(len(stage) == 1 and isinstance(stage[0], BasicBlock) for stage in stages)
+    assert [stage[0].conv2.out_channels for stage in stages] == [8, 16, 32, 64]
+    assert trunk.conv1.out_channels == trunk.bn1.num_features == 8  # resnet18's 7x7 stem, 8 channels wide
+    assert stages[0][0].downsample is None and trunk.feature_info[0]["num_chs"] == 8
+    assert not any(float(m.weight.detach().abs().sum()) == 0 for m in trunk.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_resnet_tiny_is_in_timms_registry():
+    import timm
+
+    backbones.register_timm_models()
+    assert timm.is_model("resnet_tiny") and "resnet_tiny" in timm.list_models("resnet_tiny")
+    model = timm.create_model("resnet_tiny", num_classes=0, global_pool="avg")
+    assert model.num_features == 64
+    with torch.no_grad():
+        assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 64)
+    assert not timm.models.get_pretrained_cfg("resnet_tiny").has_weights
+    backbones.register_timm_models()  # idempotent: a second call registers nothing twice
+
+
+def test_course_utils_imports_without_timm_and_registers_when_timm_is_loaded():
+    # timm blocked: the library, the backbones module and the CLIP harness still import; only building
+    # an image encoder needs timm. Imported again once timm is loaded, the module registers resnet_tiny
+    # at import, so timm.create_model("resnet_tiny") works without a call into the kit.
+    code = (
+        "import importlib, sys; sys.modules['timm'] = None\n"
+        "import course_utils, course_utils.backbones as b, course_utils.clip\n"
+        "print(b.list_models('image'))\n"
+        "try:\n    b.create_image_encoder('resnet_tiny')\nexcept ImportError as err:\n    print('needs timm', err)\n"
+        "del sys.modules['timm']\n"
+        "import timm\n"
+        "assert not timm.is_model('resnet_tiny')\n"
+        "importlib.reload(b)\n"
+        "print(timm.create_model('resnet_tiny', num_classes=0, global_pool='avg').num_features)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert "resnet_tiny" in lines[0] and lines[1].startswith("needs timm") and "pip install" in lines[1]
+    assert lines[-1] == "64"
+
+
 def test_resnet50_architecture_without_weights():
     encoder = create_image_encoder("resnet50", pretrained=False)
     assert encoder.out_dim == 2048
     assert isinstance(encoder.model.fc, torch.nn.Identity)
+    assert encoder.model.pretrained_cfg["tag"] == "tv2_in1k"
     with torch.no_grad():
         assert encoder.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
 
 
+def test_pretrained_tags_are_torchvisions_imagenet_weights():
+    # The course documents torchvision's ImageNet weights; timm hosts exactly those files under these tags.
+    import timm
+    from torchvision.models import ResNet18_Weights, ResNet50_Weights
+
+    assert backbones.IMAGE_ENCODERS["resnet50"].timm_name == "resnet50.tv2_in1k"
+    assert backbones.IMAGE_ENCODERS["resnet18"].timm_name == "resnet18.tv_in1k"
+    cfg50 = timm.models.get_pretrained_cfg("resnet50.tv2_in1k")
+    cfg18 = timm.models.get_pretrained_cfg("resnet18.tv_in1k")
+    assert cfg50.url == ResNet50_Weights.IMAGENET1K_V2.url and cfg50.hf_hub_id == "timm/resnet50.tv2_in1k"
+    assert cfg18.url == ResNet18_Weights.IMAGENET1K_V1.url and cfg18.hf_hub_id == "timm/resnet18.tv_in1k"
+    assert tuple(cfg50.mean) == IMAGENET_MEAN and tuple(cfg50.std) == IMAGENET_STD
+
+
+def _assert_weights_arrived(trunk: torch.nn.Module, saved: dict):
+    loaded = trunk.state_dict()
+    assert set(saved) - set(loaded) == {"fc.weight", "fc.bias"}  # the ImageNet classifier is dropped
+    for key, value in loaded.items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0, msg=f"{key} was not loaded")
+
+
+def test_pretrained_weights_load_through_timm_from_a_file(tmp_path):
+    # The real loading path (timm's load_pretrained) on a weights file written here: a randomly
+    # initialised tiny ResNet with an ImageNet head, as the hub's checkpoints have.
+    import timm
+
+    backbones.register_timm_models()
+    torch.manual_seed(0)
+    source = timm.create_model("resnet_tiny")  # num_classes=1000: fc 64 -> 1000
+    for bn in (m for m in source.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        torch.nn.init.uniform_(bn.running_mean), torch.nn.init.uniform_(bn.running_var, 0.5, 2.0)
+    saved = {k: v.clone() for k, v in source.state_dict().items()}
+    file = tmp_path / "resnet_tiny.pth"
+    torch.save(saved, file)
+    encoder = backbones._timm_image_encoder("resnet_tiny", pretrained=True, pretrained_cfg_overlay=dict(file=str(file)))
+    assert encoder.out_dim == 64 and isinstance(encoder.model.fc, torch.nn.Identity)
+    _assert_weights_arrived(encoder.model, saved)
+    fresh = create_image_encoder("resnet_tiny")  # the kit's twin itself stays randomly initialised
+    assert not torch.equal(fresh.model.layer4[0].conv2.weight, saved["layer4.0.conv2.weight"])
+
+
+def test_resnet18_weights_come_from_the_hub_cache_offline(tmp_path, monkeypatch):
+    # A hub cache holding timm/resnet18.tv_in1k (random weights written here): create_image_encoder
+    # reads it offline, through its public path, and the weights arrive.
+    import huggingface_hub.constants
+    import safetensors.torch
+    import timm
+
+    torch.manual_seed(0)
+    saved = {k: v.clone().contiguous() for k, v in timm.create_model("resnet18").state_dict().items()}
+    repo = tmp_path / "models--timm--resnet18.tv_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    safetensors.torch.save_file(saved, str(repo / "snapshots" / ("0" * 40) / "model.safetensors"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    encoder = create_image_encoder("resnet18", pretrained=True)
+    assert encoder.out_dim == 512
+    _assert_weights_arrived(encoder.model, saved)
+
+
 def test_resnet50_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty weights cache
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
     with pytest.raises(WeightsNotAvailableError) as err:
         create_image_encoder("resnet50", pretrained=True)
     message = str(err.value)
-    assert "resnet50-" in message and "download.pytorch.org" in message
-    assert "COURSE_MODE" in message and str(tmp_path) in message
+    assert "resnet50.tv2_in1k" in message and "IMAGENET1K_V2" in message
+    assert "https://huggingface.co/timm/resnet50.tv2_in1k" in message
+    assert str(tmp_path / "models--timm--resnet50.tv2_in1k") in message
+    assert "pretrained=False" in message and "COURSE_MODE" in message and len(message.splitlines()) < 12
+    assert not any(tmp_path.iterdir()), "nothing is downloaded or written offline"
 
 
 def test_normalize_imagenet_uint8_and_float_agree():
