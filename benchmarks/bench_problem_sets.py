@@ -28,7 +28,7 @@ class PeakRSS(threading.Thread):
     Grading kernels are forked from a preloaded helper (same command line) and leave the grader's
     process tree, so kernels are found by their command line; the largest single process is reported."""
 
-    PATTERNS = ("course_utils.probes.kernel", "ipykernel_launcher")
+    PATTERNS = ("course_utils.grading.kernel", "ipykernel_launcher")
 
     def __init__(self):
         super().__init__(daemon=True)

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     from autograder.batch import grade_class
     from autograder.grader import GradeOptions
-    from course_utils.sandbox import sandbox_mode
+    from course_utils.grading.sandbox import sandbox_mode
 
     wall_kind = sandbox_mode()
     print(f"{args.n} submissions per run, {args.workers} workers, {os.cpu_count()} CPU cores, sandbox: {wall_kind}; "

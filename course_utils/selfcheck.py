@@ -10,7 +10,7 @@ or from a terminal::
     course-selfcheck path/to/autoencoder_probing.ipynb
 
 The notebook is executed from top to bottom in a fresh process, in ``grading`` mode (tiny data, a
-few steps), with the grader's own kernel, time and memory limits (:mod:`course_utils.runner`). Each
+few steps), with the grader's own kernel, time and memory limits (:mod:`course_utils.grading.session`). Each
 test cell's visible checks run, and you get one line per graded part with the points at stake. Only
 the visible checks run here: the grader also runs hidden ones, so passing is a good sign, not a grade.
 Running the saved file catches what running cells by hand hides: a cell that depends on one you
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Optional
 
 from .modes import is_grading
-from .runner import KernelSession, RunLimits
+from .grading.replay import replay
+from .grading.session import KernelSession, RunLimits
 
 
 @dataclass
@@ -66,10 +67,17 @@ class SelfCheckReport:
             lines.append(f"  cell {number} raised {message}")
         auto = [c for c in self.checks if c.status != "manual"]
         passed = [c for c in auto if c.status == "passed"]
-        lines.append(f"Visible checks pass for {len(passed)} of {len(auto)} autograded parts "
-                     f"({self.points_passed:g} of {self.points_auto:g} points at stake); "
-                     f"{self.seconds:.0f} s.")
+        verdict = (f"Visible checks pass for {len(passed)} of {len(auto)} autograded parts "
+                   f"({self.points_passed:g} of {self.points_auto:g} points at stake); {self.seconds:.0f} s.")
+        if self.errors:
+            verdict += (f" But {len(self.errors)} other cell{'s' if len(self.errors) > 1 else ''} raised an error: the "
+                        f"grader runs the same cells, and whatever they should define will be missing for its "
+                        f"hidden checks. Fix {'them' if len(self.errors) > 1 else 'it'} first.")
+        lines.append(verdict)
         return "\n".join(lines)
+
+    def __repr__(self) -> str:  # a notebook cell's Out[] shows this: the verdict, not the dataclass
+        return self.summary().splitlines()[-1]
 
 
 def _nbgrader(cell) -> dict:
@@ -77,7 +85,15 @@ def _nbgrader(cell) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def run_selfcheck(notebook_path, limits: Optional[RunLimits] = None) -> SelfCheckReport:
+def _death(result: dict, limits: RunLimits) -> str:
+    if result["status"] == "memory":
+        return f"this cell killed the kernel (memory limit, {limits.memory_mb:,} MB)."
+    if result["status"] == "timeout":
+        return f"this cell ran past {limits.cell_timeout:g} s and did not stop when interrupted."
+    return "this cell killed the kernel (os._exit(), exit() or a crash?)."
+
+
+def run_selfcheck(notebook_path, limits: Optional[RunLimits] = None, max_restarts: int = 3) -> SelfCheckReport:
     """Execute the saved notebook in a fresh grading kernel and collect each test cell's outcome."""
     import nbformat
 
@@ -88,42 +104,38 @@ def run_selfcheck(notebook_path, limits: Optional[RunLimits] = None) -> SelfChec
     start = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="selfcheck_"))
     session = KernelSession(workdir, limits)
+    cells = [(i, c["source"]) for i, c in enumerate(nb.cells)
+             if c.get("cell_type") == "code" and c.get("source", "").strip()]
     try:
-        session.start()
-        session.run(f"import torch; torch.set_num_threads({limits.threads})", 60)
-        deadline = start + limits.total_timeout
-        for number, cell in enumerate(nb.cells, start=1):
-            meta = _nbgrader(cell)
-            is_test = cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution")
-            if meta.get("grade") and meta.get("solution") and cell.get("cell_type") == "markdown":
-                report.checks.append(CellCheck(meta.get("grade_id", f"cell {number}"), float(meta.get("points", 0)),
-                                               "manual"))
-                continue
-            if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
-                continue
-            remaining = deadline - time.monotonic()
-            if remaining <= 1 or session.client is None:
-                if is_test:
-                    report.checks.append(CellCheck(meta.get("grade_id", f"cell {number}"),
-                                                   float(meta.get("points", 0)), "not run",
-                                                   "the notebook ran out of time or its kernel died before this cell"))
-                continue
-            result = session.run(cell["source"], min(limits.cell_timeout, remaining))
-            message = result["error"]
-            if result["status"] in ("dead", "memory"):
-                message = ("the kernel died (memory limit)" if result["status"] == "memory"
-                           else "the kernel died (os._exit() or a crash?)")
-                session.stop()
-            elif result["status"] == "timeout":
-                message = f"stopped after {limits.cell_timeout:g} s (time limit)"
-            if is_test:
-                report.checks.append(CellCheck(meta.get("grade_id", f"cell {number}"), float(meta.get("points", 0)),
-                                               "passed" if result["status"] == "ok" else "failed", message))
-            elif result["status"] != "ok":
-                report.errors.append((number, message))
+        state = replay(session, cells, limits.cell_timeout, limits.total_timeout, max_restarts,
+                       after_start=lambda s: s.run(f"import torch; torch.set_num_threads({limits.threads})", 60))
     finally:
         session.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+    for index, cell in enumerate(nb.cells):
+        meta = _nbgrader(cell)
+        grade_id, points = meta.get("grade_id", f"cell {index + 1}"), float(meta.get("points", 0) or 0)
+        if meta.get("grade") and meta.get("solution") and cell.get("cell_type") == "markdown":
+            report.checks.append(CellCheck(grade_id, points, "manual"))
+            continue
+        if cell.get("cell_type") != "code" or not cell.get("source", "").strip():
+            continue
+        is_test = bool(meta.get("grade")) and not meta.get("solution")
+        if index in state.fatal:
+            result = state.fatal[index]
+            status, message = "failed", _death(result, limits) + " The grader skips such a cell and runs the others again."
+        elif index in state.results:
+            result = state.results[index]
+            status = "passed" if result["status"] == "ok" else "failed"
+            message = (f"stopped after {limits.cell_timeout:g} s (time limit)" if result["status"] == "timeout"
+                       else result["error"])
+        else:
+            status, message = "not run", ("the notebook ran out of time before this cell" if index in state.not_run
+                                          else "the kernel kept dying before this cell")
+        if is_test:
+            report.checks.append(CellCheck(grade_id, points, status, message))
+        elif status != "passed":
+            report.errors.append((index + 1, message))
     report.seconds = time.monotonic() - start
     return report
 

@@ -757,7 +757,7 @@ for rel in ("__init__.py", os.path.join("nn", "modules", "activation.py"), "func
 print("CKATTACK: backdoored", done)
 '''),
     Attack("f2_backdoor_course_utils", 6, after="imports", doc="""
-        appends to course_utils' __init__.py, probes/autoencoder_probing.py and probes/runtime.py (at the path
+        appends to course_utils' __init__.py, probes/autoencoder_probing.py and grading/runtime.py (at the path
         it is imported from and its host path from mountinfo) and creates CKATTACK_backdoor.py there.
         Without the sandbox: the files written in the checkout's course_utils.
         """,

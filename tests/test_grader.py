@@ -11,7 +11,7 @@ from autograder.feedback import clean, render_feedback
 from autograder.grader import SubmissionResult, UnitResult, _zero_result
 from autograder.notebooks import SubmissionError, cells_to_run, graded_cell_report, load_notebook
 from autograder.problem_sets import get_problem_set
-from course_utils.probes.runtime import MAGIC, verify
+from course_utils.grading.runtime import MAGIC, verify
 
 
 def test_result_json_round_trip_and_old_files_still_load(tmp_path):
@@ -79,7 +79,7 @@ def test_armed_entry_restores_patched_machinery_and_signs():
     script = textwrap.dedent("""
         import builtins, json, os, sys, tempfile, torch
         from torch import nn
-        from course_utils.probes import runtime
+        from course_utils.grading import runtime
         key = os.urandom(32)
         runtime.arm(key, "_ck_test")
         # --- student code ---
@@ -92,7 +92,7 @@ def test_armed_entry_restores_patched_machinery_and_signs():
         torch.allclose = lambda *a, **k: True
         import course_utils.probes.autoencoder_probing as p
         p.probe_decoder = lambda objects, inputs: {'outputs': []}
-        sys.modules['course_utils.probes.runtime'] = None
+        sys.modules['course_utils.grading.runtime'] = None
         # --- the grader's call ---
         d = tempfile.mkdtemp()
         real_save({'seed': 0, 'z': [torch.rand(2, 24, 4, 4)]}, d + '/in.pt')
@@ -104,13 +104,13 @@ def test_armed_entry_restores_patched_machinery_and_signs():
         print(json.dumps({'restored': torch.save is real_save, 'integrity': obs['_integrity'],
                           'min': float(obs['outputs'][0].min()), 'n_params': len(obs['params'])}))
     """)
-    # The script imports course_utils.probes.runtime before replacing it in sys.modules, as a notebook would.
+    # The script imports course_utils.grading.runtime before replacing it in sys.modules, as a notebook would.
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["restored"] and data["min"] == 0.0 and data["n_params"] == 2  # the honest ReLU output, real params
     assert {"torch.save", "torch.allclose", "course_utils.probes.autoencoder_probing.probe_decoder",
-            "sys.modules['course_utils.probes.runtime']"} <= set(data["integrity"])
+            "sys.modules['course_utils.grading.runtime']"} <= set(data["integrity"])
 
 
 def test_feedback_escapes_and_hides_marked_regions():

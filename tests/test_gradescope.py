@@ -50,8 +50,8 @@ def test_bundle_has_the_scripts_and_the_packages_and_no_notebooks(bundle):
     for required in ("setup.sh", "run_autograder", "requirements-gradescope.txt"):
         assert required in names, required
     for required in ("autograder/__init__.py", "autograder/grader.py", f"autograder/{PSET}.py",
-                     "autograder/templates/gradescope/run_autograder", "course_utils/runner.py",
-                     "course_utils/sandbox.py", "course_utils/probes/kernel.py"):
+                     "autograder/templates/gradescope/run_autograder", "course_utils/grading/session.py",
+                     "course_utils/grading/sandbox.py", "course_utils/grading/kernel.py"):
         assert required in in_wheel, required
     assert not any(n.startswith(("autograder/", "course_utils/")) for n in names)  # only inside the wheel
     for script in ("setup.sh", "run_autograder"):
@@ -106,12 +106,12 @@ def test_crash_writes_a_results_json_without_a_score(tmp_path, monkeypatch):
 
 def test_a_kernel_that_cannot_start_is_no_score(tmp_path, monkeypatch):
     """A grader failure inside grading (here: the kernel cannot start) never becomes a score."""
-    import course_utils.runner
+    import course_utils.grading.session
 
     def no_kernel(self):
         raise RuntimeError("simulated: the kernel cannot start")
 
-    monkeypatch.setattr(course_utils.runner.KernelSession, "start", no_kernel)
+    monkeypatch.setattr(course_utils.grading.session.KernelSession, "start", no_kernel)
     sample = make_sample_submissions(PSET, tmp_path / "samples")["solution"]
     submission = tmp_path / "submission"
     submission.mkdir()

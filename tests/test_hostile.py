@@ -147,7 +147,7 @@ def build_corpus(root: Path) -> dict:
                                           "fake.__path__ = []\nsys.modules['autograder'] = fake\n"
                                           "sys.modules['autograder.autoencoder_probing'] = types.SimpleNamespace("
                                           "test_decoder=lambda D: print('Decoder: all checks passed'))\n"), score=3.25)
-    put("patches_run_probe", _append(wrong, FAKE_OBS + "import course_utils.probes.runtime as rt\nrt.run_probe = _fake\n"
+    put("patches_run_probe", _append(wrong, FAKE_OBS + "import course_utils.grading.runtime as rt\nrt.run_probe = _fake\n"
                                      "import course_utils.probes.autoencoder_probing as p\n"
                                      "p.probe_decoder = lambda objects, inputs: {'params': [], 'outputs': []}\n"),
         score=3.25, flagged=True)

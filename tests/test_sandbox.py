@@ -1,4 +1,4 @@
-"""The sandbox around the grading kernel (course_utils/sandbox.py), tried from inside a real kernel."""
+"""The sandbox around the grading kernel (course_utils/grading/sandbox.py), tried from inside a real kernel."""
 import json
 import os
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.runner import KernelSession, RunLimits
-from course_utils.sandbox import bwrap_command, hidden_package_dirs, sandbox_problem
+from course_utils.grading.session import KernelSession, RunLimits
+from course_utils.grading.sandbox import bwrap_command, hidden_package_dirs, sandbox_problem
 
 pytestmark = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox here: {sandbox_problem()}")
 REPO = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def test_a_regular_install_is_hidden_but_its_site_packages_stay(tmp_path):
     assert cmd[-1] == "--"
     cmd[-1:] = ["--tmpfs", str(site / "autograder"), "--"]  # what bwrap_command does for an installed package
     code = (f"import sys; sys.path.insert(0, {str(site)!r}); import other_pkg, torch; "
-            f"from course_utils.probes.kernel import hide_instructor_packages; hide_instructor_packages(); "
+            f"from course_utils.grading.kernel import hide_instructor_packages; hide_instructor_packages(); "
             f"print({str(site)!r} in sys.path, other_pkg.VALUE, bool(torch.__version__)); import autograder")
     res = subprocess.run(cmd + [sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "True 42 True", res.stderr[-2000:]
@@ -135,7 +135,7 @@ def test_a_regular_install_is_hidden_but_its_site_packages_stay(tmp_path):
 
 def test_a_source_checkout_on_the_path_is_dropped_in_the_kernel():
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); "
-            f"from course_utils.probes.kernel import hide_instructor_packages; hide_instructor_packages(); "
+            f"from course_utils.grading.kernel import hide_instructor_packages; hide_instructor_packages(); "
             f"print(json.dumps({str(REPO)!r} in sys.path))")
     res = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, timeout=120,
                          cwd="/")
@@ -158,7 +158,7 @@ def test_the_user_wall_where_namespaces_are_forbidden(tmp_path, monkeypatch):
     folder, and leaves nothing behind."""
     if os.geteuid() != 0:
         pytest.skip("the user wall needs a grader running as root")
-    from course_utils import sandbox
+    from course_utils.grading import sandbox
 
     monkeypatch.setenv(sandbox.ENV_MODE, "user")
     assert sandbox.sandbox_mode() == "user", sandbox.sandbox_problem()

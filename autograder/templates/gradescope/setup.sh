@@ -19,4 +19,4 @@ fi
 "$PYTHON" -c "import torch, course_utils, autograder; print('course kit ready, torch', torch.__version__)"
 # Can the grading sandbox start in this image? (run_autograder refuses to grade without it, unless the
 # bundle was built with --no-sandbox.)
-"$PYTHON" -c "from course_utils.sandbox import sandbox_mode as m, sandbox_problem as p; print('grading sandbox:', {'bwrap': 'bubblewrap (namespaces)', 'user': 'a user of its own (no namespaces in this image)'}.get(m()) or p())"
+"$PYTHON" -c "from course_utils.grading.sandbox import sandbox_mode as m, sandbox_problem as p; print('grading sandbox:', {'bwrap': 'bubblewrap (namespaces)', 'user': 'a user of its own (no namespaces in this image)'}.get(m()) or p())"

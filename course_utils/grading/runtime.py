@@ -110,9 +110,8 @@ def _watched_objects():
         if isinstance(cls, type) and issubclass(cls, torch.nn.Module):
             out.append((f"torch.nn.{name}", cls, None))
     out.append(("torch.nn.Parameter", torch.nn.Parameter, None))
+    out.append((__name__, sys.modules[__name__], None))  # this entry point itself
     for info in pkgutil.iter_modules(probes_pkg.__path__):
-        if info.name in ("kernel",):
-            continue
         try:
             mod = importlib.import_module(f"course_utils.probes.{info.name}")
         except Exception:
@@ -148,7 +147,7 @@ def arm(key: bytes, entry_name: str) -> None:
     class_keys = {id(owner): set(vars(owner)) for _label, owner, _only in watched if isinstance(owner, type)}
     modules = {name: mod for name, mod in sys.modules.items()
                if name in ("torch", "torch.nn", "torch.nn.functional", "torch.serialization", "builtins", "pickle", "io",
-                           "hmac", "hashlib", "course_utils", "course_utils.probes")
+                           "hmac", "hashlib", "course_utils", "course_utils.probes", "course_utils.grading", __name__)
                or name.startswith("course_utils.probes.")}
     modules_dict = sys.modules
     pristine_probe_modules = {name: mod for name, mod in modules.items() if name.startswith("course_utils.probes.")}

@@ -9,14 +9,14 @@ It is an ordinary IPython kernel, prepared before any student code runs:
   of swapping the machine; the grader's watchdog handles the rest), no core files;
 * the process dies with its parent (``PR_SET_PDEATHSIG``), so no kernel outlives its grader;
 * torch uses the number of threads the grader chose;
-* the probe entry point is armed (:func:`course_utils.probes.runtime.arm`) with a key that only
+* the probe entry point is armed (:func:`course_utils.grading.runtime.arm`) with a key that only
   the grader knows, read from a file that is deleted at once.
 
 Two ways to start it:
 
-``python -m course_utils.probes.kernel -f <connection file>``
+``python -m course_utils.grading.kernel -f <connection file>``
     a cold start (imports everything, then serves one kernel).
-``python -m course_utils.probes.kernel --zygote``
+``python -m course_utils.grading.kernel --zygote``
     a *zygote*: imports the heavy libraries once (torch, matplotlib, IPython, course_utils), then
     reads JSON requests on stdin and forks one fresh kernel per request. Each kernel is a new
     process: nothing one submission does can be seen by the next. The zygote itself never runs
@@ -38,7 +38,7 @@ ENV_GRADER_PID = "COURSE_KIT_GRADER_PID"
 # Heavy libraries a problem-set notebook imports; the zygote imports them once for all kernels.
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
            "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.data",
-           "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.probes.runtime",
+           "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.grading.runtime",
            "tqdm", "tqdm.auto", "PIL.Image")
 ENV_PRELOAD = "COURSE_KIT_PRELOAD"  # more modules for the zygote to import, comma-separated (e.g. transformers)
 KERNEL_ARGS = ("--HistoryManager.enabled=False", "--InteractiveShell.xmode=Plain", "--IPKernelApp.capture_fd_output=False", "--Application.log_level=40")
@@ -63,8 +63,8 @@ def hide_instructor_packages() -> None:
                 mapping.pop(pkg, None)
     # Remove path entries that are a course repository (a source checkout on sys.path). An installation's
     # site-packages, which also holds torch and everything else, stays: the finder below refuses the
-    # instructor's packages there, and the sandbox (course_utils.sandbox) covers their folders.
-    from course_utils.sandbox import _is_source_checkout
+    # instructor's packages there, and the sandbox (course_utils.grading.sandbox) covers their folders.
+    from course_utils.grading.sandbox import _is_source_checkout
 
     sys.path[:] = [p for p in sys.path if not _is_source_checkout(p or os.getcwd())]
     if not any(isinstance(f, _Blocked) for f in sys.meta_path):
@@ -113,7 +113,7 @@ def _arm_probes() -> None:
             os.unlink(key_file)
         except OSError:
             pass
-    from course_utils.probes import runtime
+    from course_utils.grading import runtime
 
     runtime.arm(bytes.fromhex(key["key"]), key["entry"])
 
@@ -156,7 +156,7 @@ def prepare_kernel_process(forked: bool = False) -> None:
 def _launch(connection_file: str) -> None:
     from ipykernel import kernelapp
 
-    sys.argv = [sys.argv[0] or "course_utils.probes.kernel", "-f", connection_file, *KERNEL_ARGS]
+    sys.argv = [sys.argv[0] or "course_utils.grading.kernel", "-f", connection_file, *KERNEL_ARGS]
     kernelapp.launch_new_instance()
 
 
@@ -168,7 +168,7 @@ def main() -> None:
         return
     conn = args[args.index("-f") + 1] if "-f" in args else None
     if conn is None:
-        raise SystemExit("usage: python -m course_utils.probes.kernel -f CONNECTION_FILE | --zygote")
+        raise SystemExit("usage: python -m course_utils.grading.kernel -f CONNECTION_FILE | --zygote")
     if os.environ.get(ENV_KEY_FILE):
         import torch  # noqa: F401  (the probes need it; arming snapshots it)
     prepare_kernel_process()
@@ -282,7 +282,7 @@ def _close_inherited_channels() -> None:
 def _reset_sandbox() -> None:
     """In the sandbox, after a submission: end every process but bwrap's and this zygote, and empty the
     temp folders the sandbox shares between its kernels, so nothing of one submission meets the next."""
-    from course_utils.sandbox import empty_temp_folders, kill_all
+    from course_utils.grading.sandbox import empty_temp_folders, kill_all
 
     me = os.getpid()
     keep = os.path.realpath(os.environ.get("COURSE_KIT_SCRATCH", os.getcwd()))  # the grader's folder, bound in
