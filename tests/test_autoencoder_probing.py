@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from autograder import autoencoder_probing as ap
 from autograder.core import run_unit
-from course_utils import checks
+from course_utils.checks import autoencoder_probing as checks
 from course_utils.probes import autoencoder_probing as probes
 
 

@@ -1913,7 +1913,7 @@ def test_corpus_size():
 # =====================================================================================================
 
 def _visible_checks():
-    from course_utils import checks, checks_clip
+    from course_utils.checks import autoencoder_probing as checks, simple_clip as checks_clip
 
     return {"test_encoder": (checks.check_encoder, ("Encoder",)), "test_decoder": (checks.check_decoder, ("Decoder",)),
             "test_train_ae": (checks.check_train_ae, ("train_ae",)),
@@ -1963,7 +1963,7 @@ def test_visible_checks_pass_every_correct_solution_and_catch_what_they_can():
 def test_visible_zero_grad_check_accepts_every_way_of_resetting_gradients():
     """The visible check of train_ae catches a missing zero_grad, and accepts zero_grad after the step,
     model.zero_grad(), set_to_none=False and two backward passes per step (accumulation on purpose)."""
-    from course_utils import checks
+    from course_utils.checks import autoencoder_probing as checks
 
     def make(reset):
         def train_ae(model, dataloader, epochs=10):

@@ -16,7 +16,7 @@ from torch import nn
 import autograder.autoencoder_probing as ap
 from autograder.core import run_unit
 from autograder.problem_sets import REPO_ROOT
-from course_utils import checks
+from course_utils.checks import autoencoder_probing as checks
 
 PSET = "autoencoder_probing"
 NB = "autoencoder_probing.ipynb"

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from autograder import simple_clip as sc
 from autograder.core import judge_safely, run_unit
-from course_utils import checks_clip
+from course_utils.checks import simple_clip as checks_clip
 from course_utils.probes import simple_clip as probes
 
 DIVIDES = "contrastive_loss divides the similarities by the temperature"

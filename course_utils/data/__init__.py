@@ -28,6 +28,7 @@ class DatasetNotFoundError(FileNotFoundError):
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Dict, List, Optional, Tuple  # noqa: E402
 
+from ..configs import mode_table as _mode_table  # noqa: E402
 from .loaders import TensorImageDataset, TensorLoader, make_loader  # noqa: E402
 from .shapes import COLOUR_NAMES, SHAPE_NAMES, ShapesDataset, generate_shapes  # noqa: E402
 
@@ -35,11 +36,9 @@ AUTOENCODER_DATASETS = ("stl10", "shapes")
 CROP = 64  # the problem set's input size
 
 # Built-in shapes: (unlabeled, train, test) images per run mode, and the drawing options.
+# The sizes per mode live in the problem set's run configuration (course_utils/configs/autoencoder_probing.py).
 SHAPES_SPLITS: Dict[str, Tuple[int, int, int]] = {
-    "full": (10_000, 5_000, 8_000),  # STL-10's sizes, when shapes are asked for explicitly
-    "quick": (5_000, 3_000, 2_000),  # sized so the quick notebook runs in about 2 minutes on 2 CPU cores
-    "grading": (64, 64, 64),
-}
+    mode: tuple(values["shapes_splits"]) for mode, values in _mode_table("autoencoder_probing").items()}
 SHAPES_IMAGE_SIZE = 72  # random / centre crops of 64 then mirror STL-10's 96 -> 64
 SHAPES_SEEDS = {"unlabeled": 1, "train": 2, "test": 3}  # independent draws per split
 # Drawing options of the stand-in for STL-10: like STL-10's photos, the object is large, roughly

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..configs import mode_table
 from .flickr8k import CaptionData, CaptionSplit, load_flickr8k, split_by_image
 
-SHAPES_IMAGES = {"quick": 2000, "grading": 64}  # images per run mode
+# Images per run mode: the problem set's run configuration (course_utils/configs/simple_clip.py).
+SHAPES_IMAGES = {mode: values["caption_images"] for mode, values in mode_table("simple_clip").items()
+                 if values["caption_dataset"] == "shapes"}
 DATASETS = ("flickr8k", "shapes")
 
 

@@ -38,7 +38,7 @@ ENV_GRADER_PID = "COURSE_KIT_GRADER_PID"
 # Heavy libraries a problem-set notebook imports; the zygote imports them once for all kernels.
 PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "matplotlib", "matplotlib.pyplot",
            "ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "course_utils", "course_utils.data",
-           "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.grading.runtime",
+           "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.configs", "course_utils.grading.runtime",
            "tqdm", "tqdm.auto", "PIL.Image")
 ENV_PRELOAD = "COURSE_KIT_PRELOAD"  # more modules for the zygote to import, comma-separated (e.g. transformers)
 KERNEL_ARGS = ("--HistoryManager.enabled=False", "--InteractiveShell.xmode=Plain", "--IPKernelApp.capture_fd_output=False", "--Application.log_level=40")

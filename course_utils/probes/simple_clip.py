@@ -4,7 +4,7 @@ A probe runs the student's objects on inputs the grader chose and returns plain 
 (tensors, numbers, strings). It judges nothing and holds no solution: the verdict is computed by
 the grader in its own process. The small modules below are *test rigs* (deliberately not the
 problem set's backbones): encoders small enough that a check runs in milliseconds, rebuilt by the
-grader from the same weights. The visible checks (``course_utils.checks_clip``) use them too.
+grader from the same weights. The visible checks (``course_utils.checks.simple_clip``) use them too.
 """
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ import math
 import torch
 from torch import nn
 
-from .checks import CheckFailed, _ok, _one_thread, _require, _shape, _visible, count_parameters
-from .probes.simple_clip import RigImageEncoder, RigRetrievalModel, RigTextEncoder
+from . import CheckFailed, _ok, _one_thread, _require, _shape, _visible, count_parameters
+from ..probes.simple_clip import RigImageEncoder, RigRetrievalModel, RigTextEncoder
 
 __all__ = ["CheckFailed", "check_projection_head", "check_clip_model", "check_retrieve_images"]
 
