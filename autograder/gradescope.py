@@ -130,8 +130,8 @@ def gradescope_run(pset_id: str, submission_dir, results_path, visibility: str =
 
 
 def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, options) -> dict:
-    from .batch import Submission, _finish, _notebooks_in, _open_nested_zips
     from .grader import GradeOptions, _zero_result, grade_candidates
+    from .submissions import submission_in
     from .problem_sets import get_problem_set
 
     pset = get_problem_set(pset_id)
@@ -150,11 +150,7 @@ def _grade_for_gradescope(pset_id: str, submission_dir: Path, visibility: str, o
             shutil.copytree(submission_dir, work, symlinks=False, ignore_dangling_symlinks=True)
         else:
             work.mkdir()
-        _open_nested_zips(work)
-        sub = Submission("submission")
-        sub.files = _notebooks_in(work)
-        sub.names = [p.name for p in sub.files]
-        sub = _finish(sub, [p for p in work.rglob("*") if p.is_file()], pset.notebook)
+        sub = submission_in(work, pset.notebook)
         if sub.problem:
             result = _zero_result(pset, "submission", "", sub.problem)
         else:
