@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from pathlib import Path
+
+from .fileio import atomic_path
 
 # ---- exports ------------------------------------------------------------------------------------
 
@@ -38,8 +39,7 @@ def export_csv(pset_id: str, results: dict, path, manual: dict | None = None) ->
     header = ["student", *auto, *[f"{m} (manual)" for m in manual_ids], "total", "max", "status", "notebook",
               "flags", "notes"]
     path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for key in sorted(results, key=lambda k: results[k].student.lower()):
@@ -55,7 +55,6 @@ def export_csv(pset_id: str, results: dict, path, manual: dict | None = None) ->
             w.writerow([r.student, *[_num(points.get(g, 0.0)) for g in auto], *["" if x is None else _num(x) for x in hand],
                         _num(total), _num(pset.total_points), r.status, r.notebook, " | ".join(r.flags),
                         " | ".join(r.notes)])
-    os.replace(tmp, path)
     return path
 
 

@@ -13,6 +13,8 @@ import html
 import re
 from pathlib import Path
 
+from .fileio import write_atomic
+
 _HIDDEN = re.compile(r"#+\s*BEGIN (HIDDEN TESTS|SOLUTION).*?(#+\s*END (HIDDEN TESTS|SOLUTION)|\Z)", re.S | re.I)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -77,11 +79,5 @@ def render_feedback(result, title: str | None = None) -> str:
 
 def write_feedback(result, path) -> Path:
     """Write :func:`render_feedback` to ``path`` atomically."""
-    import os
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(render_feedback(result), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, render_feedback(result))

@@ -64,6 +64,7 @@ from course_utils.grading.runtime import verify as verify_observations
 from course_utils.grading.replay import Replay, replay, restart_allowed
 from course_utils.grading.session import KernelSession as _KernelSession
 
+from .fileio import write_atomic
 from .core import CheckResult, clip_text, judge_safely, submission_seed
 from .notebooks import SubmissionError, cells_to_run, diagnose_missing, graded_cell_report, load_notebook
 from .problem_sets import get_problem_set
@@ -158,11 +159,7 @@ class SubmissionResult:
 
     def save(self, path) -> None:
         """Write atomically, so an interrupted batch never leaves a half-written result."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1))
 
 
 GRADER_ERROR = "grader error"

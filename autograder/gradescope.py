@@ -44,6 +44,7 @@ import traceback
 import zipfile
 from pathlib import Path
 
+from .fileio import write_atomic
 from .problem_sets import REPO_ROOT
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
@@ -108,10 +109,7 @@ def _crash_results(message: str) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1))
 
 
 def gradescope_run(pset_id: str, submission_dir, results_path, visibility: str = "visible", options=None) -> dict:
@@ -194,9 +192,7 @@ def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str
         _add_file(zf, "run_autograder", run_script.encode(), executable=True)
         _add_file(zf, "requirements-gradescope.txt", GRADESCOPE_REQUIREMENTS.encode())
         _add_file(zf, f"wheels/{wheel_name}", wheel_bytes)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, out)
+    write_atomic(out, buf.getvalue())
     return out
 
 

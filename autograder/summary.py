@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import csv
-import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .fileio import atomic_path
 from .problem_sets import get_problem_set
 
 UNIT_TOTAL = "(unit total)"
@@ -111,14 +111,12 @@ def summarise(pset_id: str, results: dict, manual: dict | None = None) -> ClassS
 
 def write_summary_csv(summary: ClassSummary, path) -> Path:
     path = Path(path)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["unit", "grade_id", "check", "max_points", "passed", "students", "pass_rate", "mean_points"])
         for r in summary.rates:
             w.writerow([r.unit, r.grade_id, r.check, _num(r.max_points, 3), r.passed, r.graded, f"{r.rate:.3f}",
                         _num(r.mean_points, 3)])
-    os.replace(tmp, path)
     return path
 
 
@@ -143,9 +141,8 @@ def write_histogram(summary: ClassSummary, path) -> Path:
     ax.set_ylabel("students")
     ax.set_title(f"{summary.pset}: {summary.students} students, mean {_num(_mean(summary.totals))}")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
