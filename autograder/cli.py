@@ -1,8 +1,8 @@
 """``course-kit``: the instructor's commands (also ``python -m autograder.cli``).
 
 Commands that work on the course repository use the one in the current folder (or above it), or
-``--repo DIR``, and say which. Each command lives in its own module, which provides ``add_arguments(parser)`` and ``run(args) -> int``;
-modules load only when their command runs, so ``course-kit --help`` is instant.
+``--repo DIR``, and say which. Every command is listed once in :data:`COMMANDS` with the two functions of
+its module that define its arguments and run it (``run(args) -> int``).
 """
 from __future__ import annotations
 
@@ -10,17 +10,27 @@ import argparse
 import importlib
 import sys
 
+# name: (module, its function that adds the command's arguments, its function that runs it, one-line help).
+# Modules load only when their command runs, so `course-kit --help` is instant.
 COMMANDS = {
-    # name: (module, one-line help)
-    "demo": ("autograder.demo", "the main job: release, run the solutions in quick mode, grade sample submissions"),
-    "release": ("autograder.demo", "build assignments/ and solutions/ from source/ with nbgrader"),
-    "check-release": ("autograder.demo", "fail when assignments/ or solutions/ drift from source/"),
-    "configure": ("autograder.configure", "write course_config.toml into the notebooks' setup cells, badges, README"),
-    "grade": ("autograder.batch", "grade a class's submissions in parallel (resumable), export CSV + feedback"),
-    "gradescope-bundle": ("autograder.gradescope", "build the Gradescope autograder upload zip"),
-    "gradescope-run": ("autograder.gradescope", "grade one submission the Gradescope way and write results.json"),
-    "student-bundle": ("autograder.bundle", "build what students receive: released notebooks + course_utils wheel"),
-    "selfcheck": ("course_utils.selfcheck", "run the visible checks on a saved notebook in a fresh process"),
+    "demo": ("autograder.demo", "add_arguments_demo", "run_demo",
+             "the main job: release, run the solutions in quick mode, grade sample submissions"),
+    "release": ("autograder.demo", "add_arguments_release", "run_release",
+                "build assignments/ and solutions/ from source/ with nbgrader"),
+    "check-release": ("autograder.demo", "add_arguments_check_release", "run_check_release",
+                      "fail when assignments/ or solutions/ drift from source/"),
+    "configure": ("autograder.configure", "add_arguments", "run",
+                  "write course_config.toml into the notebooks' setup cells, badges, README"),
+    "grade": ("autograder.batch", "add_arguments", "run",
+              "grade a class's submissions in parallel (resumable), export CSV + feedback"),
+    "gradescope-bundle": ("autograder.gradescope", "add_arguments_gradescope_bundle", "run_gradescope_bundle",
+                          "build the Gradescope autograder upload zip"),
+    "gradescope-run": ("autograder.gradescope", "add_arguments_gradescope_run", "run_gradescope_run",
+                       "grade one submission the Gradescope way and write results.json"),
+    "student-bundle": ("autograder.bundle", "add_arguments_student_bundle", "run_student_bundle",
+                       "build what students receive: released notebooks + course_utils wheel"),
+    "selfcheck": ("course_utils.selfcheck", "add_arguments", "run",
+                  "run the visible checks on a saved notebook in a fresh process"),
 }
 
 
@@ -32,7 +42,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="course-kit", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_module, help_text) in COMMANDS.items():
+    for name, (_module, _add, _run, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
@@ -61,10 +71,10 @@ def main(argv=None) -> int:
                 return 2
         else:
             print(f"course-kit: course repository {problem_sets.REPO_ROOT}", file=sys.stderr)
-    module = importlib.import_module(COMMANDS[name][0])
-    cmd_parser = argparse.ArgumentParser(prog=f"course-kit {name}", description=COMMANDS[name][1])
-    add = getattr(module, f"add_arguments_{name.replace('-', '_')}", None) or module.add_arguments
-    run = getattr(module, f"run_{name.replace('-', '_')}", None) or module.run
+    module_name, add_name, run_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    cmd_parser = argparse.ArgumentParser(prog=f"course-kit {name}", description=help_text)
+    add, run = getattr(module, add_name), getattr(module, run_name)
     add(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])
     return int(run(args) or 0)
