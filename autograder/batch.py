@@ -27,7 +27,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .exports import export_csv, load_results, print_table  # noqa: F401  (the command's exports)
@@ -78,7 +78,7 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
     subs = discover(pset_id, source, out_dir / "_extracted" if Path(source).is_file() else None, name_regex)
     report = BatchReport()
     jobs = []
-    opts = {k: v for k, v in asdict(options).items() if k != "keep_executed"}
+    opts = replace(options, keep_executed=None)  # GradeOptions travel to the workers as they are
     for sub in subs:
         result_path = out_dir / "results" / f"{sub.key}.json"
         if result_path.exists() and not regrade:

@@ -3,7 +3,6 @@ that dies (a notebook can signal its grader) costs nobody a grade: its jobs are 
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import time
@@ -38,8 +37,8 @@ def _worker_init(warm: dict | None = None) -> None:
             try:
                 from course_utils.grading.session import _Zygote, kernel_env
 
-                env = kernel_env(argparse.Namespace(**warm["options"]), warm.get("data_dir"))
-                sandbox = bool(warm["options"].get("sandbox"))
+                env = kernel_env(warm["options"], warm.get("data_dir"))
+                sandbox = bool(warm["options"].sandbox)
                 if sandbox:
                     from course_utils.grading.sandbox import sandbox_mode
 
@@ -60,7 +59,7 @@ def _worker_init(warm: dict | None = None) -> None:
 
 def grade_job(job: dict) -> dict:
     """Grade one student's submission in a worker; write its result file; return a summary."""
-    from .grader import GradeOptions, _zero_result, grade_candidates
+    from .grader import _zero_result, grade_candidates
     from .problem_sets import get_problem_set
 
     out_dir = Path(job["out"])
@@ -74,7 +73,7 @@ def grade_job(job: dict) -> dict:
         else:
             grade = _load_callable(job.get("grade_fn") or "autograder.grader:grade_submission")
             result = grade_candidates(job["pset"], zip(job["files"], job["names"]), job["student"],
-                                      GradeOptions(**job["options"]), job.get("data_dir"), grade)
+                                      job["options"], job.get("data_dir"), grade)
         if job["notes"]:
             result.notes = list(job["notes"]) + list(result.notes)
         result.fingerprint = job["fingerprint"]
@@ -102,10 +101,10 @@ def _grader_failed(job: dict, out_dir: Path, cause: str) -> dict:
 def job_deadline(job: dict) -> float:
     """Seconds a worker may spend on one job before it is stopped: every cell, probe and restart the
     limits allow, for each candidate notebook, with room for starting kernels."""
-    o = job["options"]
-    if o.get("job_timeout"):
-        return float(o["job_timeout"])
-    per_file = (o["total_timeout"] + 8 * o["probe_timeout"] + 120) * (int(o.get("max_restarts", 3)) + 1)
+    o = job["options"]  # GradeOptions
+    if o.job_timeout:
+        return float(o.job_timeout)
+    per_file = (o.total_timeout + 8 * o.probe_timeout + 120) * (int(o.max_restarts) + 1)
     return per_file * max(1, len(job["files"])) + 60
 
 
