@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -107,6 +108,31 @@ class Unit:
         """Every check of this unit at 0 points with one message (unit could not run)."""
         names = self.check_names or (self.title,)
         return complete(self, [CheckResult(n, 1.0, False, message) for n in names], message)
+
+
+class CheckNames:
+    """The names of one unit's checks, declared once: the judge writes ``check(EncoderChecks.SHAPE, ...)`` and
+    the unit reads ``check_names=EncoderChecks.names``.
+
+    Subclass it with one UPPER_CASE string per check, in the order the judge returns its results::
+
+        class EncoderChecks(CheckNames):
+            SHAPE = "Encoder output shape"
+            PARAMS = "Encoder parameter count"
+
+    ``names`` is then ``("Encoder output shape", "Encoder parameter count")``. The strings are what students,
+    feedback and the class summary see, so a check keeps its name from one term to the next.
+    """
+
+    names: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        names = tuple(value for key, value in vars(cls).items() if key.isupper() and isinstance(value, str))
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{cls.__name__} declares a check name twice: {repeated}")
+        cls.names = names
 
 
 def complete(unit: "Unit", results: list, whole_message: str = "") -> list:
@@ -260,6 +286,31 @@ def score_unit(unit: Unit, objects: dict, seed: int | None = None) -> float:
         for r in failed:
             print(f"- {r.name} (0 of {r.max_points:.3g} pt): {student_text(r.message)}")
     return float(points)
+
+
+def hidden_tests(problem_set: ProblemSet) -> tuple:
+    """The hidden-test entry points of a problem set, one per unit in the order of ``problem_set.units``.
+
+    Each is named after its unit's ``grade_id`` and takes the unit's ``names`` as its parameters, in order, so
+    that ``test_train_classifier, ... = hidden_tests(PROBLEM_SET)`` gives ``test_train_classifier(train_classifier,
+    SUPERVISED)``: a source notebook's hidden region calls it with the student's objects and gets
+    :func:`score_unit`'s points. The unit is looked up by its grade_id when the entry point is called.
+    """
+    return tuple(_hidden_test(problem_set, unit.grade_id, tuple(unit.names), unit.title) for unit in problem_set.units)
+
+
+def _hidden_test(problem_set: ProblemSet, grade_id: str, names: tuple, title: str) -> Callable:
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+    def entry(*args, **kwargs) -> float:
+        objects = dict(signature.bind(*args, **kwargs).arguments)  # TypeError on a wrong call, as a def would
+        return score_unit(problem_set.unit(grade_id), objects)
+
+    entry.__name__ = entry.__qualname__ = grade_id
+    entry.__signature__ = signature
+    entry.__doc__ = (f"Hidden test of {title} ({problem_set.id}): the points of {', '.join(names)} on the "
+                     f"grader's inputs, as a float (see score_unit).")
+    return entry
 
 
 def assert_unit(unit: Unit, objects: dict, seed: int = 0) -> list:

@@ -2,6 +2,7 @@
 the same five files, named after it, wired the same way. A new problem set that skips one fails here."""
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import json
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from autograder.core import CheckNames
 from autograder.problem_sets import PROBLEM_SETS, get_problem_set
 from course_utils.configs import run_config
 from course_utils.modes import MODES
@@ -66,3 +68,43 @@ def test_student_side_modules_hold_no_reference(pset_id):
     for name in (f"course_utils.checks.{pset_id}", f"course_utils.probes.{pset_id}", f"course_utils.configs.{pset_id}"):
         src = inspect.getsource(importlib.import_module(name))
         assert "import autograder" not in src and "from autograder" not in src, name
+
+
+def _grading_modules(pset_id: str) -> list:
+    """``autograder.<id>`` and, when the problem set is split, ``autograder.judges.<id>``."""
+    names = [f"autograder.{pset_id}"] + ([f"autograder.judges.{pset_id}"]
+                                         if (ROOT / "autograder" / "judges" / f"{pset_id}.py").is_file() else [])
+    return [importlib.import_module(name) for name in names]
+
+
+def test_judges_folder_holds_only_problem_sets_and_their_common_helpers():
+    files = {p.name for p in (ROOT / "autograder" / "judges").glob("*.py")}
+    assert files - {"__init__.py", "common.py"} <= {f"{pset_id}.py" for pset_id in PROBLEM_SETS}, files
+
+
+@pytest.mark.parametrize("pset_id", PROBLEM_SETS)
+def test_each_check_name_is_declared_once_and_entry_points_follow_the_units(pset_id):
+    pset = get_problem_set(pset_id)
+    modules = _grading_modules(pset_id)
+    reference = modules[0]
+    declared = {cls.names: cls for module in modules for cls in vars(module).values()
+                if isinstance(cls, type) and issubclass(cls, CheckNames) and cls is not CheckNames}
+    source = "".join(inspect.getsource(module) for module in modules)
+    for unit in pset.units:
+        assert {unit.judge.__module__, unit.make_inputs.__module__} <= {m.__name__ for m in modules}, unit.grade_id
+        assert unit.check_names in declared, f"{unit.grade_id}: check_names=<Unit>Checks.names (core.CheckNames)"
+        for name in unit.check_names:
+            assert source.count(f'"{name}"') == 1, f"{name!r}: written {source.count(name)} times"
+        entry = getattr(reference, unit.grade_id)
+        assert entry.__name__ == unit.grade_id, f"{unit.grade_id} is bound to the entry point of {entry.__name__}"
+        assert tuple(inspect.signature(entry).parameters) == tuple(unit.names), unit.grade_id
+    if len(modules) == 2:  # the judges module is imported by autograder/<id>.py, never the other way round
+        imported = set()
+        for node in ast.walk(ast.parse(inspect.getsource(modules[1]))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):  # relative to autograder.judges: level 1 is it, level 2 autograder
+                base = ".".join(["autograder", "judges"][:max(0, 3 - node.level)] if node.level else [])
+                base = ".".join(filter(None, [base, node.module]))
+                imported |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        assert f"autograder.{pset_id}" not in imported, f"autograder/judges/{pset_id}.py imports autograder/{pset_id}.py"
