@@ -63,7 +63,12 @@ DEFAULT_OPTIONS = {
     "texture": 0.14,        # amplitude of the low-frequency background texture
     "distractor": 0.5,      # probability of a thin stroke of another colour behind the shape
     "colour_jitter": 0.06,  # per-channel jitter of the shape's colour
+    "background": 1.0,      # strength of the two-colour gradient background: 1 = as drawn, 0 = plain black
+    "colours": 10,          # the shape's colour is one of the first `colours` of COLOUR_NAMES (9: no black)
 }
+# Options added after the first release: they enter the cache key only when set to something else than their
+# default, so that every earlier call keeps its cache file (and its images, which these defaults do not change).
+_LATER_OPTIONS = ("background", "colours")
 
 _CHUNK = 256  # images drawn at once; fixed so results never depend on memory
 
@@ -147,7 +152,7 @@ def _draw_parameters(n: int, image_size: int, seed: int, opts: dict) -> dict:
     rng = np.random.Generator(np.random.PCG64(seed))
     u = rng.random((n, 24))  # (N, 24) uniform doubles; each column is one parameter
     s = float(image_size)
-    n_classes, n_colours = len(SHAPE_NAMES), len(COLOUR_NAMES)
+    n_classes, n_colours = len(SHAPE_NAMES), int(opts["colours"])
     labels = np.minimum((u[:, 0] * n_classes).astype(np.int64), n_classes - 1)  # (N,)
     colours = np.minimum((u[:, 1] * n_colours).astype(np.int64), n_colours - 1)  # (N,)
     radius = (opts["min_size"] + (opts["max_size"] - opts["min_size"]) * u[:, 2]) * s  # (N,) pixels
@@ -165,6 +170,8 @@ def _draw_parameters(n: int, image_size: int, seed: int, opts: dict) -> dict:
     bg1 = 0.5 * (0.1 + 0.8 * u[:, 14:17]) + 0.5 * (1 - grey)
     too_close = np.abs((bg0 + bg1) / 2 - fill).max(axis=1) < 0.3  # (N,)
     bg0[too_close], bg1[too_close] = 1 - bg0[too_close], 1 - bg1[too_close]
+    if opts["background"] != 1:  # fade the gradient towards black (0: a plain black background)
+        bg0, bg1 = bg0 * opts["background"], bg1 * opts["background"]
     angle = 2 * math.pi * u[:, 17]
     grad = np.array([(_q(math.cos(a)), _q(math.sin(a))) for a in angle]).reshape(n, 2)  # (N, 2)
 
@@ -373,6 +380,7 @@ class ShapesDataset(TensorImageDataset):
 
 
 def _cache_path(n: int, image_size: int, seed: int, opts: dict):
+    opts = {k: v for k, v in opts.items() if k not in _LATER_OPTIONS or v != DEFAULT_OPTIONS[k]}
     key = json.dumps({"n": n, "size": image_size, "seed": seed, "v": GENERATOR_VERSION, **opts}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
     return cache_dir("shapes") / f"shapes_n{n}_s{image_size}_seed{seed}_{digest}.npz"
@@ -408,8 +416,9 @@ def generate_shapes(n: int, image_size: int = 64, seed: int = 0, cache: bool = T
         image_size: side length in pixels (>= 16).
         seed: random seed; the same arguments always give the same images.
         cache: load from / save to ``cache_dir("shapes")`` (a compressed ``.npz`` per argument set).
-        **options: drawing options (see ``DEFAULT_OPTIONS``): ``min_size``, ``max_size``, ``noise``,
-            ``texture``, ``distractor``, ``colour_jitter``.
+        **options: drawing options (see ``DEFAULT_OPTIONS``): ``min_size``, ``max_size``, ``spread``,
+            ``rotation``, ``noise``, ``texture``, ``distractor``, ``colour_jitter``, ``background`` (0 for a
+            plain black background), ``colours`` (how many of ``COLOUR_NAMES`` the shapes take, in order).
 
     Returns:
         a :class:`ShapesDataset`.
@@ -427,6 +436,10 @@ def generate_shapes(n: int, image_size: int = 64, seed: int = 0, cache: bool = T
         raise ValueError(f"spread must be in [0, 1], obtained {opts['spread']}")
     if not 0 < opts["min_size"] <= opts["max_size"] <= 0.5:
         raise ValueError(f"need 0 < min_size <= max_size <= 0.5, obtained {opts['min_size']}, {opts['max_size']}")
+    if opts["colours"] != int(opts["colours"]) or not 2 <= opts["colours"] <= len(COLOUR_NAMES):
+        raise ValueError(f"colours must be a whole number from 2 to {len(COLOUR_NAMES)}, obtained {opts['colours']}")
+    if not 0 <= opts["background"] <= 1:
+        raise ValueError(f"background must be in [0, 1], obtained {opts['background']}")
 
     arrays = None
     path = _cache_path(n, image_size, seed, opts) if cache else None
