@@ -130,10 +130,10 @@ def test_conv_autoencoder_in_another_style_gets_full_marks():
 
 
 @pytest.mark.parametrize("model, failed, words", [
-    (ReluEmbedding, ["encode computes the specified layers", "forward computes the specified layers"],
+    (ReluEmbedding, [cs.ConvAutoencoderChecks.ENCODE, cs.ConvAutoencoderChecks.FORWARD],
      "activation after the last Linear"),
-    (NoSigmoid, ["ConvAutoencoder reconstructions lie in (0, 1)", "forward computes the specified layers"], "Sigmoid"),
-    (Only64, list(cs.AE_CHECKS), "image_size=32"),
+    (NoSigmoid, [cs.ConvAutoencoderChecks.RANGE, cs.ConvAutoencoderChecks.FORWARD], "Sigmoid"),
+    (Only64, list(cs.ConvAutoencoderChecks.names), "image_size=32"),
 ])
 def test_conv_autoencoder_mistakes_fail_the_check_that_names_them(model, failed, words):
     results = _run("test_conv_autoencoder", model)
@@ -237,7 +237,8 @@ def test_make_views_in_other_styles_gets_full_marks(fn):
         assert _failed(_run("test_make_views", fn, seed)) == []
 
 
-MV = dict(zip(("batch", "square", "drawn", "recolor", "hue", "loop"), cs.MV_CHECKS))
+MV = {"batch": cs.MakeViewsChecks.BATCH, "square": cs.MakeViewsChecks.SQUARE, "drawn": cs.MakeViewsChecks.DRAWN,
+      "recolor": cs.MakeViewsChecks.RECOLOR, "hue": cs.MakeViewsChecks.HUE, "loop": cs.MakeViewsChecks.LOOP}
 
 
 @pytest.mark.parametrize("fn, failed, words", [
@@ -277,7 +278,8 @@ def test_triplet_loss_in_other_styles_gets_full_marks(name):
         assert _failed(_run("test_triplet_loss", CORRECT_LOSSES[name], seed)) == []
 
 
-TL = dict(zip(("scalar", "value", "margin", "grad"), cs.TL_CHECKS))
+TL = {"scalar": cs.TripletLossChecks.SCALAR, "value": cs.TripletLossChecks.VALUE,
+      "margin": cs.TripletLossChecks.MARGIN_ARGUMENT, "grad": cs.TripletLossChecks.GRADIENTS}
 
 
 @pytest.mark.parametrize("fn, failed, words", [
@@ -337,7 +339,8 @@ def test_nearest_neighbours_in_other_styles_gets_full_marks(fn):
         assert _failed(_run("test_nearest_neighbours", fn, seed)) == []
 
 
-NN = dict(zip(("k", "query", "first", "cosine"), cs.NN_CHECKS))
+NN = {"k": cs.NearestNeighboursChecks.K, "query": cs.NearestNeighboursChecks.QUERY,
+      "first": cs.NearestNeighboursChecks.FIRST, "cosine": cs.NearestNeighboursChecks.COSINE}
 
 
 def _cos(e, q):
