@@ -81,9 +81,18 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _frozen_keys(module: torch.nn.Module) -> set:
+    """State-dict keys of a module's frozen parameters (``requires_grad=False``): training never changes them
+    and the code rebuilds them (a frozen pretrained text encoder), so a checkpoint need not hold them."""
+    return {name for name, p in module.named_parameters() if not p.requires_grad}
+
+
 def _state_of(obj):
     if isinstance(obj, torch.Generator):
         return obj.get_state()
+    if isinstance(obj, torch.nn.Module):
+        frozen = _frozen_keys(obj)
+        return {k: v for k, v in obj.state_dict().items() if k not in frozen}
     if hasattr(obj, "state_dict"):
         return obj.state_dict()
     raise TypeError(f"cannot checkpoint a {type(obj).__name__}: pass objects with state_dict() / "
@@ -93,8 +102,39 @@ def _state_of(obj):
 def _load_into(obj, state) -> None:
     if isinstance(obj, torch.Generator):
         obj.set_state(state)
+    elif isinstance(obj, torch.nn.Module):
+        missing, unexpected = obj.load_state_dict(state, strict=False)
+        missing = sorted(set(missing) - _frozen_keys(obj))
+        if missing or unexpected:
+            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {sorted(unexpected)[:5]}")
     else:
         obj.load_state_dict(state)
+
+
+def _code_parts(code) -> tuple:
+    """What a code object computes, without where it was defined (the cell's file name and line numbers change
+    from one kernel to the next): its bytecode, constants (nested functions included), names."""
+    consts = tuple(_code_parts(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts)
+    return code.co_code, consts, code.co_names, code.co_varnames
+
+
+def code_fingerprint(objects=(), frames=()) -> str:
+    """A fingerprint of the notebook code a training run depends on: the classes of the tracked models defined in
+    the notebook (``__main__``), and the notebook functions on the call stack (``train_ae`` calling ``fit``).
+    Changing any of them changes the fingerprint; re-running the same code in a new kernel does not."""
+    import hashlib
+
+    parts = []
+    for obj in objects:
+        if isinstance(obj, torch.nn.Module):
+            for cls in sorted({type(m) for m in obj.modules() if type(m).__module__ == "__main__"},
+                              key=lambda c: c.__qualname__):
+                parts.append((cls.__qualname__, tuple(_code_parts(f.__code__) for _, f in sorted(vars(cls).items())
+                                                      if hasattr(f, "__code__"))))
+    for frame in frames:
+        if frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name != "<module>":
+            parts.append((frame.f_code.co_name, _code_parts(frame.f_code)))
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
 class Checkpointer:
@@ -120,6 +160,7 @@ class Checkpointer:
         self.directory = Path(directory).expanduser()
         self.name = name
         self.keep = keep
+        self.code: Optional[str] = None  # fingerprint of the code that trains (see code_fingerprint), when known
         self.objects: dict = {}
         self.track(**objects)
 
@@ -176,6 +217,7 @@ class Checkpointer:
             "objects": {key: _state_of(obj) for key, obj in self.objects.items()},
             "history": history.state_dict() if history is not None else None,
             "rng": capture_rng_state(),
+            "code": self.code,
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path_for(epochs_done)
@@ -265,7 +307,8 @@ def as_checkpointer(checkpoint) -> Checkpointer:
                     f"optimizer=optimizer)) or (checkpointer, {{'model': model, ...}}), not {type(checkpoint).__name__}")
 
 
-__all__ = ["Checkpointer", "CheckpointError", "as_checkpointer", "capture_rng_state", "restore_rng_state"]
+__all__ = ["Checkpointer", "CheckpointError", "as_checkpointer", "capture_rng_state", "code_fingerprint",
+           "restore_rng_state"]
 
 
 # ---- resumable training cells -----------------------------------------------------------------
@@ -286,9 +329,12 @@ class resumable:  # noqa: N801 - used like a function: `with resumable(...):`
     are saved (to Google Drive when the setup cell mounted it). Run the cell again after a
     disconnect and training continues after the last finished epoch, with the whole history for the
     plots. The optimiser's own state (Adam's moment estimates) starts afresh on a resume, which only
-    matters for the first few steps. ``restart=True`` deletes the saved run and trains from scratch
-    (do that after changing your code). The run mode is part of the name, so ``quick`` and ``full``
-    runs never mix. Nothing is saved while grading, or when ``COURSE_NO_CHECKPOINTS`` is set.
+    matters for the first few steps. A saved run is used only by the same code: when the notebook's classes
+    of the tracked models or the notebook functions that call ``fit`` (your ``train_ae``) changed since it was
+    saved, training starts afresh and says so. ``restart=True`` (or ``COURSE_RESTART_TRAINING=1``) deletes the
+    saved run and trains from scratch anyway. The run mode is part of the name, so ``quick`` and ``full`` runs
+    never mix. Frozen weights (a pretrained text encoder) are not saved: the code rebuilds them. Nothing is
+    saved while grading, or when ``COURSE_NO_CHECKPOINTS`` is set.
     """
 
     def __init__(self, name: str, directory=None, restart: bool = False, **objects):
@@ -298,7 +344,8 @@ class resumable:  # noqa: N801 - used like a function: `with resumable(...):`
         if is_grading() or os.environ.get("COURSE_NO_CHECKPOINTS"):
             return
         self.checkpointer = Checkpointer(directory, f"{name}-{get_mode()}", **objects)
-        if restart:
+        self.checkpointer.from_notebook = True  # fit fingerprints the notebook code that trains
+        if restart or os.environ.get("COURSE_RESTART_TRAINING", "").strip().lower() in ("1", "true", "yes"):
             self.checkpointer.clear()
 
     def __enter__(self) -> Optional[Checkpointer]:

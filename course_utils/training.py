@@ -16,12 +16,54 @@ import torch
 from .modes import is_grading
 
 
-def progress(iterable=None, **kwargs):
-    """tqdm that works in notebooks and terminals, and stays quiet while grading."""
-    from tqdm.auto import tqdm
+class _DisplayLine:
+    """A file-like target for tqdm inside a notebook: the bar is one text output updated in place (a display
+    handle), not a widget. A saved notebook then holds the bar's last state as plain text, readable on GitHub or
+    offline (a widget's saved fallback reads "0%"); a bar that goes away (``leave=False``) leaves an empty line."""
 
-    kwargs.setdefault("disable", is_grading() or None)
-    kwargs.setdefault("dynamic_ncols", True)
+    def __init__(self):
+        self.handle = None
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").strip("\n")
+        if not line or (not line.strip() and self.handle is None):  # a bare newline; nothing shown yet
+            return len(text)
+        from IPython.display import display
+
+        if self.handle is None:
+            self.handle = display({"text/plain": line}, raw=True, display_id=True)
+        else:
+            self.handle.update({"text/plain": line}, raw=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress(iterable=None, **kwargs):
+    """A progress bar that works in notebooks and terminals, and stays quiet while grading.
+
+    In a notebook the bar is one line of text updated in place (see :class:`_DisplayLine`), in a terminal a
+    plain tqdm bar."""
+    from tqdm.std import tqdm
+
+    if _in_notebook():
+        kwargs.setdefault("disable", is_grading())
+        kwargs.setdefault("file", _DisplayLine())
+        kwargs.setdefault("ncols", 100)
+        kwargs.setdefault("mininterval", 0.5)
+    else:
+        kwargs.setdefault("disable", is_grading() or None)  # None: no bar when the output is not a terminal
+        kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
 
 
@@ -83,15 +125,38 @@ def fit(
         from .checkpoint import as_checkpointer
 
         checkpointer = as_checkpointer(checkpoint)
+        if getattr(checkpointer, "from_notebook", False):
+            import inspect
+
+            from .checkpoint import code_fingerprint
+
+            frames = [info.frame for info in inspect.stack(0)[1:]]
+            checkpointer.code = code_fingerprint(checkpointer.objects.values(), frames)
+            del frames
         state = checkpointer.load_latest()
+        if state is not None and checkpointer.code and state.get("code") != checkpointer.code:
+            print(f"{checkpointer.name}: the saved run ({state['epochs_done']} epochs) was trained by other code than "
+                  f"yours now, so training starts afresh.")
+            checkpointer.clear()
+            state = None
         if state is not None:
             start_epoch = checkpointer.restore(state, history)
             if not is_grading():
-                print(f"Resuming {checkpointer.name} from {state['path']}: {start_epoch}/{num_epochs} epochs done.")
-    epochs = progress(range(start_epoch, num_epochs), desc=desc, unit="epoch", initial=start_epoch, total=num_epochs)
-    for epoch in epochs:
+                print(f"Resuming {checkpointer.name} from {state['path']}: {start_epoch}/{num_epochs} epochs done by "
+                      f"the same code (set COURSE_RESTART_TRAINING=1, or restart=True, to train from scratch).")
+    try:
+        per_epoch = len(loader)
+    except TypeError:
+        per_epoch = None
+    # One bar for the whole run (not one per epoch): its last state, with the final loss, is what a saved
+    # notebook shows.
+    bar = progress(total=per_epoch * num_epochs if per_epoch is not None else None, desc=desc, unit="batch",
+                   initial=per_epoch * start_epoch if per_epoch is not None else 0)
+    for epoch in range(start_epoch, num_epochs):
         total, count = 0.0, 0
-        for batch in progress(loader, desc=f"epoch {epoch + 1}/{num_epochs}", leave=False, unit="batch"):
+        bar.set_postfix_str(f"epoch {epoch + 1}/{num_epochs}" + (f", loss {history.epoch_loss[-1]:.4f}"
+                                                                 if history.epoch_loss else ""), refresh=False)
+        for batch in loader:
             loss = step_fn(batch)
             if loss is None:
                 raise TypeError("step(batch) returned None: it must return the loss of the batch (end it with "
@@ -108,12 +173,14 @@ def fit(
                 )
             history.step_loss.append(value)
             total, count = total + value, count + 1
+            bar.update(1)
         history.epoch_loss.append(total / max(count, 1))
-        epochs.set_postfix(loss=f"{history.epoch_loss[-1]:.4f}")
+        bar.set_postfix_str(f"epoch {epoch + 1}/{num_epochs}, loss {history.epoch_loss[-1]:.4f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
         if checkpointer is not None:
             checkpointer.save(epoch + 1, history)
+    bar.close()
     return history
 
 

@@ -229,8 +229,10 @@ def _decoder_from_notebook(path):
     return False
 
 def _reference_file(folder):
-    path = os.path.join(folder, "autoencoder_probing.py")
-    return path if os.path.isfile(path) else None
+    for path in (os.path.join(folder, "judges", "autoencoder_probing.py"), os.path.join(folder, "autoencoder_probing.py")):
+        if os.path.isfile(path):
+            return path
+    return None
 '''
 
 _GRADES = r'''
@@ -427,7 +429,8 @@ starts = {course_utils.__file__, os.path.realpath(course_utils.__file__), *cours
 done = False
 for start in sorted(starts):
     for folder in _parents(start):
-        refs = [os.path.join(folder, "autograder", "autoencoder_probing.py")]
+        refs = [os.path.join(folder, "autograder", sub, "autoencoder_probing.py") for sub in ("judges", "")]
+        refs += glob.glob(os.path.join(folder, "*", "autograder", "*", "autoencoder_probing.py"))
         refs += glob.glob(os.path.join(folder, "*", "autograder", "autoencoder_probing.py"))
         for ref in refs:
             if os.path.isfile(ref) and _decoder_from(open(ref).read(), ref):
@@ -451,8 +454,8 @@ paths = _host_paths()
 done = False
 for path in sorted(paths):
     for folder in _parents(path if os.path.isdir(path) else os.path.dirname(path)):
-        ref = os.path.join(folder, "autograder", "autoencoder_probing.py")
-        if os.path.isfile(ref) and _decoder_from(open(ref).read(), ref):
+        ref = _reference_file(os.path.join(folder, "autograder"))
+        if ref and _decoder_from(open(ref).read(), ref):
             done = True
             break
     if done:
@@ -470,7 +473,8 @@ if not done:
 candidates = sorted(_package_dirs_from_site())
 for sp in {p for p in sys.path if p and "-packages" in p}:
     candidates += [os.path.dirname(p) for p in glob.glob(os.path.join(sp, "*", "autoencoder_probing.py"))
-                   + glob.glob(os.path.join(sp, "*", "*", "autoencoder_probing.py"))]
+                   + glob.glob(os.path.join(sp, "*", "*", "autoencoder_probing.py"))
+                   + glob.glob(os.path.join(sp, "*", "*", "*", "autoencoder_probing.py"))]
 for folder in candidates:
     ref = _reference_file(folder)
     if ref and _decoder_from(open(ref).read(), ref):
@@ -774,7 +778,7 @@ except OSError:
     pass
 done = []
 for folder in sorted(folders):
-    for rel in ("__init__.py", os.path.join("probes", "autoencoder_probing.py"), os.path.join("probes", "runtime.py"),
+    for rel in ("__init__.py", os.path.join("probes", "autoencoder_probing.py"), os.path.join("grading", "runtime.py"),
                 "CKATTACK_backdoor.py"):
         path = os.path.join(folder, rel)
         try:

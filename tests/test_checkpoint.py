@@ -217,3 +217,74 @@ def test_resumable_block_checkpoints_a_training_function_it_does_not_own(tmp_pat
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     with resumable("demo", directory=tmp_path, model=model) as ckpt:
         assert ckpt is None  # nothing is saved while grading
+
+
+# ---- a saved run is reused only by the same code; frozen weights are not saved ----------------------
+
+_NOTEBOOK = '''
+import torch
+from torch import nn
+from course_utils.checkpoint import resumable
+from course_utils.training import fit
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 1)
+        self.frozen = nn.Linear(64, 64).requires_grad_(False)  # a frozen "pretrained" part
+
+    def forward(self, x):
+        return self.lin(x)
+
+def train(model, epochs):
+    optimizer = torch.optim.SGD(model.lin.parameters(), lr=LR)
+    def step(batch):
+        loss = model(batch).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return fit(step, [torch.ones(4, 2)], epochs)
+'''
+
+
+def _notebook_run(folder, epochs, lr="0.1", capsys=None):
+    """The cells of a notebook run in a fresh namespace named __main__ (as a kernel runs them): the same text gives
+    new code objects, as after a disconnect."""
+    namespace = {"__name__": "__main__"}
+    exec(_NOTEBOOK.replace("LR", lr), namespace)
+    torch.manual_seed(0)
+    model = namespace["Net"]()
+    with namespace["resumable"]("toy", directory=folder, model=model):
+        history = namespace["train"](model, epochs)
+    return model, history
+
+
+def test_a_saved_run_is_reused_only_by_the_same_code(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("COURSE_NO_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("COURSE_RESTART_TRAINING", raising=False)
+    _notebook_run(tmp_path, 3)
+    capsys.readouterr()
+    _, history = _notebook_run(tmp_path, 5)  # the same code in a "new kernel": resumes after epoch 3
+    out = capsys.readouterr().out
+    assert "3/5 epochs done by the same code" in out and len(history.epoch_loss) == 5
+    _, history = _notebook_run(tmp_path, 5, lr="0.2")  # the student changed train: no resume
+    out = capsys.readouterr().out
+    assert "trained by other code than yours now, so training starts afresh" in out and "Resuming" not in out
+    assert len(history.epoch_loss) == 5
+    monkeypatch.setenv("COURSE_RESTART_TRAINING", "1")
+    _notebook_run(tmp_path, 6, lr="0.2")
+    assert "Resuming" not in capsys.readouterr().out
+
+
+def test_frozen_weights_are_not_saved_and_come_back_from_the_code(tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_NO_CHECKPOINTS", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    model, _ = _notebook_run(tmp_path, 2)
+    saved = sorted(tmp_path.glob("toy-*-epoch*.pt"))
+    state = torch.load(saved[-1], weights_only=True)
+    assert set(state["objects"]["model"]) == {"lin.weight", "lin.bias"}
+    resumed, history = _notebook_run(tmp_path, 2)  # nothing left to train: restored, frozen part rebuilt by the code
+    assert len(history.epoch_loss) == 2
+    assert torch.equal(resumed.lin.weight, model.lin.weight) and torch.equal(resumed.frozen.weight, model.frozen.weight)

@@ -129,3 +129,36 @@ def test_show_retrieval_from_files(tmp_path):
         paths.append(str(path))
     fig = show_retrieval(paths, "grey squares")
     assert len(fig.axes) == 6 and _n_images(fig) == 4  # 2 rows of 3, two panels left empty
+
+
+def test_training_progress_in_a_saved_notebook_is_one_text_line_with_the_final_loss(tmp_path):
+    """In a notebook, fit shows one bar for the whole run, as text updated in place: the saved notebook holds one
+    output with the last state (the final epoch and loss), no widget (whose saved fallback reads "0%")."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import torch\nfrom course_utils.training import fit\n"
+        "w = torch.zeros(1, requires_grad=True)\nopt = torch.optim.SGD([w], lr=0.1)\n"
+        "def step(batch):\n    loss = (w - batch).pow(2).mean()\n    opt.zero_grad(); loss.backward(); opt.step()\n"
+        "    return loss\n"
+        "history = fit(step, [torch.ones(3)] * 20, 7, desc='toy')")]
+    env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    outputs = nb.cells[0].outputs
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), outputs
+    shown = [o for o in outputs if o.get("output_type") == "display_data"]
+    assert len(shown) == 1, outputs
+    text = shown[0]["data"]["text/plain"]
+    assert text.startswith("toy: 100%") and "140/140" in text and "epoch 7/7, loss" in text, text
