@@ -497,3 +497,40 @@ def test_maps_and_figures_draw(tmp_path):
     assert fig.axes[0].get_ylabel() == "5-NN purity (%)"
     with pytest.raises(ValueError, match="unknown method"):
         contrastive.project_2d(emb, "umap")
+
+
+# ---- the release and the real grader -------------------------------------------------------------------------
+
+def test_released_notebook_holds_no_solution_and_no_hidden_test():
+    from autograder.problem_sets import REPO_ROOT
+
+    release = (REPO_ROOT / "assignments" / "contrastive_shapes" / "contrastive_shapes.ipynb").read_text()
+    for leak in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder.contrastive_shapes", "theta[:, 1, 1] = side",
+                 "similarity[query_index] = float", "d_positive - d_negative + margin", "self.encoder = nn.Sequential"):
+        assert leak not in release, leak
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Grade the three sample submissions once (fresh kernels, grading mode)."""
+    from autograder.grader import grade_submission
+    from autograder.release import make_sample_submissions
+
+    samples = make_sample_submissions("contrastive_shapes", tmp_path_factory.mktemp("submitted"))
+    assert set(samples) == {"solution", "untouched", "squared_distances"}
+    return {student: grade_submission("contrastive_shapes", path, student) for student, path in samples.items()}
+
+
+@pytest.mark.slow  # about 35 s on 2 cores (tests/test_roundtrip.py grades the same samples in the default run)
+def test_sample_submissions_grade_as_expected(graded):
+    solution, untouched, squared = graded["solution"], graded["untouched"], graded["squared_distances"]
+    assert solution.score == solution.max_score == 4.0, [
+        (c.name, c.message) for u in solution.units for c in u.checks if not c.passed]
+    assert untouched.score == 0
+    points = {u.title: u.points for u in squared.units if not u.manual}
+    assert points == {"ConvAutoencoder": 1.0, "make_views": 1.0, "triplet_loss": pytest.approx(0.2),
+                      "nearest_neighbours": 1.0}
+    failed = {c.name: c.message for u in squared.units for c in u.checks if not c.passed}
+    assert "squared distances" in failed[cs.TripletLossChecks.VALUE]
+    for result in graded.values():
+        assert result.status == "graded" and result.seconds < 60
