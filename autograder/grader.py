@@ -55,7 +55,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -64,8 +64,9 @@ from course_utils.grading.runtime import verify as verify_observations
 from course_utils.grading.replay import Replay, replay, restart_allowed
 from course_utils.grading.session import KernelSession as _KernelSession
 
-from .fileio import write_atomic
-from .core import CheckResult, clip_text, judge_safely, submission_seed
+from .results import (GRADER_ERROR, SubmissionResult, UnitResult, _zero_result,  # noqa: F401  (re-exported)
+                      grader_error_result)
+from .core import judge_safely, submission_seed
 from .notebooks import SubmissionError, cells_to_run, diagnose_missing, graded_cell_report, load_notebook
 from .problem_sets import get_problem_set
 
@@ -89,101 +90,9 @@ class GraderError(RuntimeError):
     """The grader itself failed (not the student's code): the submission is not graded, never scored."""
 
 
-@dataclass
-class UnitResult:
-    grade_id: str
-    title: str
-    max_points: float
-    checks: list = field(default_factory=list)  # CheckResult
-    manual: bool = False
-
-    @property
-    def points(self) -> float:
-        return round(sum(c.points for c in self.checks), 6)
-
-    def to_dict(self) -> dict:
-        return {"grade_id": self.grade_id, "title": self.title, "points": self.points, "max_points": self.max_points,
-                "manual": self.manual, "checks": [c.to_dict() for c in self.checks]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "UnitResult":
-        checks = [CheckResult(c["name"], c["max_points"], c["passed"], c.get("message", "")) for c in d["checks"]]
-        return cls(d["grade_id"], d["title"], d["max_points"], checks, d.get("manual", False))
-
-
-@dataclass
-class SubmissionResult:
-    pset: str
-    student: str
-    notebook: str
-    units: list = field(default_factory=list)  # UnitResult
-    notes: list = field(default_factory=list)  # notebook-level messages for the student
-    status: str = "graded"  # graded | error (nothing gradable was submitted: 0) | grader error (not graded)
-    seconds: float = 0.0
-    flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
-    fingerprint: str = ""  # sha256 of the graded file(s), so a batch re-run knows when a submission changed
-
-    def __post_init__(self):
-        # Texts that came from the kernel are cut here, once, whatever path they took.
-        self.notes = [clip_text(n) for n in self.notes][:100]
-        self.flags = [clip_text(f) for f in self.flags][:100]
-        self.student, self.notebook = clip_text(self.student, 300), clip_text(self.notebook, 300)
-
-    @property
-    def score(self) -> float:
-        return round(sum(u.points for u in self.units if not u.manual), 6)
-
-    @property
-    def grader_error(self) -> bool:
-        """The grader failed on this submission: it has no grade (see :data:`GRADER_ERROR`)."""
-        return self.status == GRADER_ERROR
-
-    @property
-    def max_score(self) -> float:
-        return sum(u.max_points for u in self.units if not u.manual)
-
-    def unit(self, grade_id: str) -> UnitResult:
-        return next(u for u in self.units if u.grade_id == grade_id)
-
-    def to_dict(self) -> dict:
-        return {"pset": self.pset, "student": self.student, "notebook": self.notebook, "status": self.status,
-                "score": self.score, "max_score": self.max_score, "seconds": round(self.seconds, 2),
-                "notes": list(self.notes), "flags": list(self.flags), "fingerprint": self.fingerprint,
-                "units": [u.to_dict() for u in self.units]}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SubmissionResult":
-        return cls(d["pset"], d["student"], d["notebook"], [UnitResult.from_dict(u) for u in d["units"]],
-                   list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0),
-                   list(d.get("flags", [])), d.get("fingerprint", ""))
-
-    def save(self, path) -> None:
-        """Write atomically, so an interrupted batch never leaves a half-written result."""
-        write_atomic(path, json.dumps(self.to_dict(), indent=1))
-
-
-GRADER_ERROR = "grader error"
-
-
-def grader_error_result(pset, student: str, notebook: str, cause: str) -> SubmissionResult:
-    """A submission the grader could not grade: no points at all, the cause for the instructor."""
-    units = [UnitResult(u.grade_id, u.title, u.points, [], manual=False) for u in pset.units]
-    units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
-    note = ("Not graded yet: the grader failed on this submission (not because of your work). Your instructor "
-            "has to fix the grader and grade it again.")
-    return SubmissionResult(pset.id, student, notebook, units, [note], status=GRADER_ERROR,
-                            flags=[f"grader error: {cause[:2000]}"])
-
-
 def sandbox_advice(problem: str) -> str:
     return (f"the grading sandbox cannot start: {problem}. Fix that, or grade with --no-sandbox (the students' code "
             f"then runs with the grading user's rights; see the README's trust model)")
-
-
-def _zero_result(pset, student: str, notebook: str, message: str) -> SubmissionResult:
-    units = [UnitResult(u.grade_id, u.title, u.points, u.failed(message)) for u in pset.units]
-    units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
-    return SubmissionResult(pset.id, student, notebook, units, [message], status="error")
 
 
 # ---- grading ------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from .results import GRADER_ERROR  # noqa: F401  (batch imports it from here)
+
 # ---- grading in worker processes ----------------------------------------------------------------
 
 class StopBatch(Exception):
     """Raised by a batch's bookkeeping to stop grading (the grader fails on every submission)."""
 
 
-GRADER_ERROR = "grader error"  # = autograder.grader.GRADER_ERROR (kept importable without torch)
 
 def _load_callable(spec: str):
     import importlib

@@ -377,3 +377,22 @@ def test_train_classifier_classic_mistakes_lose_half_and_are_named(mistake, trai
     assert failed == ["supervised=False trains the classifier by the recipe",
                       "supervised=True trains the encoder and the classifier by the recipe"]
     assert all(mistake in results[name].message for name in failed)
+
+
+def test_a_failed_visible_check_shows_its_message_not_the_library_frames():
+    """In a notebook (IPython calls _render_traceback_), a failed visible check is its message and what to do; the
+    frames of the checking library are left out. A frozen-when-supervised encoder's message says what to change."""
+    def trains_frozen_encoder(encoder, classifier, dataloader, epochs=100, supervised=False):
+        optimizer = torch.optim.Adam(list(encoder.parameters()) + list(classifier.parameters()), lr=1e-3)
+        for _ in range(epochs):
+            for images, labels in dataloader:
+                loss = F.cross_entropy(classifier(encoder(images).flatten(1)), labels)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+    with pytest.raises(checks.CheckFailed) as info:
+        checks.check_train_classifier(trains_frozen_encoder)
+    shown = info.value._render_traceback_()
+    assert len(shown) == 1 and shown[0].startswith("CheckFailed: expected supervised=False to leave the encoder frozen")
+    assert "only the classifier's parameters to the optimiser" in shown[0]

@@ -2,7 +2,6 @@
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,6 @@ from course_utils.backbones import (
     IMAGENET_STD,
     TextEncoder,
     WeightsNotAvailableError,
-    clip_backbones,
     create_image_encoder,
     create_text_encoder,
     list_models,
@@ -88,7 +86,7 @@ def test_course_utils_imports_without_timm_and_registers_when_timm_is_loaded():
         "del sys.modules['timm']\n"
         "import timm\n"
         "assert not timm.is_model('resnet_tiny')\n"
-        "importlib.reload(b)\n"
+        "importlib.reload(sys.modules['course_utils.backbones.image'])\n"
         "print(timm.create_model('resnet_tiny', num_classes=0, global_pool='avg').num_features)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -269,12 +267,15 @@ def test_missing_vocabulary_package_says_what_to_install(monkeypatch):
         backbones.minilm_folder()
 
 
-def test_clip_backbones_follow_the_run_mode():
-    assert clip_backbones("full") == {"image": "resnet50", "text": "distilbert-base-uncased", "pretrained": True}
-    for mode in ("quick", "grading"):
-        names = clip_backbones(mode)
-        assert names["image"] in list_models("image") and names["text"] in list_models("text")
-        assert not names["pretrained"]
+def test_the_run_configuration_names_registered_backbones():
+    """Which backbones a run mode uses is said once, in the problem set's run configuration."""
+    from course_utils.configs import run_config
+
+    for mode in ("full", "quick", "grading"):
+        run = run_config("simple_clip", mode)
+        assert run.image_encoder in list_models("image")
+        assert run.text_encoder in list_models("text") or run.text_encoder == "all-MiniLM-L6-v2"  # minilm_folder()
+        assert run.pretrained == (mode == "full")
 
 
 def test_tiny_text_features_differ_between_captions(tiny_text):

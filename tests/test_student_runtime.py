@@ -15,7 +15,6 @@ test's folder and printed (``pytest -s``).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from autograder.problem_sets import PROBLEM_SETS, REPO_ROOT, get_problem_set, wheel_extras
+from figures import measured_figures, stated_figures_hold
 
 pytestmark = pytest.mark.slow
 
@@ -85,19 +85,20 @@ def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-@pytest.mark.parametrize("pset_id", PROBLEM_SETS)
-def test_solution_runs_in_a_colab_like_runtime_from_the_bundle_wheel(pset_id, runtime, tmp_path, monkeypatch):
+def _execute(notebook: Path, monkeypatch, jupyter_path, data_dir: Path, fresh: bool = False):
+    """Run ``notebook`` top to bottom in the runtime's kernel, in quick mode; (executed notebook, minutes, error).
+    ``fresh``: train from scratch (no checkpoint of an earlier run is reused)."""
     import nbformat
     from nbclient import NotebookClient
 
-    python, wheel, jupyter_path = runtime
-    notebook = _solution_notebook(pset_id, tmp_path, wheel)
-    for key in ("COURSE_SKIP_INSTALL", "NBGRADER_EXECUTION", "COURSE_NO_CHECKPOINTS"):
+    for key in ("COURSE_SKIP_INSTALL", "NBGRADER_EXECUTION", "COURSE_NO_CHECKPOINTS", "COURSE_RESTART_TRAINING"):
         monkeypatch.delenv(key, raising=False)
     for key, value in {"JUPYTER_PATH": str(jupyter_path), "PIP_NO_INDEX": "1", "COURSE_MODE": "quick",
-                       "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "COURSE_DATA_DIR": str(tmp_path / "data"),
+                       "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "COURSE_DATA_DIR": str(data_dir),
                        "COURSE_MOUNT_DRIVE": "0", "PYTHONPATH": ""}.items():
         monkeypatch.setenv(key, value)
+    if fresh:
+        monkeypatch.setenv("COURSE_NO_CHECKPOINTS", "1")
     nb = nbformat.read(str(notebook), 4)
     start = time.monotonic()
     client = NotebookClient(nb, timeout=1200, kernel_name="student", resources={"metadata": {"path": str(notebook.parent)}})
@@ -106,7 +107,19 @@ def test_solution_runs_in_a_colab_like_runtime_from_the_bundle_wheel(pset_id, ru
         client.execute()
     except Exception as exc:  # keep what ran, say which cell failed
         error = f"{type(exc).__name__}: {str(exc)[-3000:]}"
-    minutes = (time.monotonic() - start) / 60
+    return nb, (time.monotonic() - start) / 60, error
+
+
+_MEASURED: dict = {}  # pset -> (solution notebook, figures of its first run)
+
+
+@pytest.mark.parametrize("pset_id", PROBLEM_SETS)
+def test_solution_runs_in_a_colab_like_runtime_from_the_bundle_wheel(pset_id, runtime, tmp_path, monkeypatch):
+    import nbformat
+
+    python, wheel, jupyter_path = runtime
+    notebook = _solution_notebook(pset_id, tmp_path, wheel)
+    nb, minutes, error = _execute(notebook, monkeypatch, jupyter_path, tmp_path / "data")
     nbformat.write(nb, str(tmp_path / f"{pset_id}_executed.ipynb"))
     cells = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
     assert error is None, error
@@ -126,10 +139,28 @@ def test_solution_runs_in_a_colab_like_runtime_from_the_bundle_wheel(pset_id, ru
     assert list(notebook.parent.glob("*.zip")), "the submit cell wrote no zip"
     errors = [c for c in nb.cells if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.outputs)]
     assert not errors
-    record = {"pset": pset_id, "minutes": round(minutes, 2), "torch": subprocess.run(
+    measured = measured_figures(pset_id, {gid: _text(c) for gid, c in cells.items() if gid}, minutes)
+    _MEASURED[pset_id] = (notebook, measured)
+    problems = stated_figures_hold(pset_id, measured)
+    assert not problems, "\n".join(problems)
+    record = {"pset": pset_id, "minutes": round(minutes, 2), "figures": measured, "torch": subprocess.run(
         [str(python), "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True).stdout.strip(),
         "printed": {gid: _text(c)[-600:] for gid, c in cells.items() if gid and c.cell_type == "code"}}
     log = tmp_path.parent / "student_runtime.json"
     previous = json.loads(log.read_text()) if log.exists() else []
     log.write_text(json.dumps(previous + [record], indent=1))
-    print(f"\n{pset_id}: {minutes:.1f} min in quick mode (setup cell to submit) in the Colab-like runtime")
+    print(f"\n{pset_id}: {minutes:.1f} min in quick mode (setup cell to submit) in the Colab-like runtime; {measured}")
+
+
+@pytest.mark.parametrize("pset_id", PROBLEM_SETS)
+def test_quick_mode_gives_the_same_figures_on_every_run(pset_id, runtime, tmp_path, monkeypatch):
+    """The same notebook, run again from scratch (no saved checkpoint reused) on the same machine: the same figures."""
+    if pset_id not in _MEASURED:
+        pytest.skip("the first run of this notebook did not finish")
+    _python, _wheel, jupyter_path = runtime
+    notebook, first = _MEASURED[pset_id]
+    nb, minutes, error = _execute(notebook, monkeypatch, jupyter_path, tmp_path / "data", fresh=True)
+    assert error is None, error
+    cells = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id"): c for c in nb.cells}
+    again = measured_figures(pset_id, {gid: _text(c) for gid, c in cells.items() if gid}, minutes)
+    assert {k: v for k, v in again.items() if k != "minutes"} == {k: v for k, v in first.items() if k != "minutes"}

@@ -38,6 +38,17 @@ def _one_thread(func):
 class CheckFailed(AssertionError):
     """A visible check failed; the message says what was expected and what was obtained."""
 
+    def _render_traceback_(self):
+        """What a notebook shows: the message alone, without the frames of the checking library (IPython calls
+        this); the cause, when the student's own code raised, is shown below it with its traceback."""
+        lines = [f"CheckFailed: {self}"]
+        if self.__cause__ is not None:
+            import traceback
+
+            lines += ["", "It came from this error in your code:"]
+            lines += [line.rstrip("\n") for line in traceback.format_exception(self.__cause__)]
+        return lines
+
 
 # When the hidden tests of a test cell run after its visible checks (nbgrader autograde and validate on
 # the instructor's side), the hidden tests decide the cell's points: a visible check that fails must not

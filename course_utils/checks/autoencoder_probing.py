@@ -88,12 +88,17 @@ def check_train_classifier(train_classifier, SUPERVISED=None) -> None:  # noqa: 
             raise CheckFailed("train_classifier is not implemented yet: replace the `raise NotImplementedError(...)` line with your code.") from None
         enc_same = all(torch.equal(a, b) for a, b in zip(before, encoder.parameters()))
         clf_same = all(torch.equal(a, b) for a, b in zip(clf_before, classifier.parameters()))
-        _require(not clf_same, f"the classifier to be trained (supervised={supervised})", "unchanged weights")
+        _require(not clf_same, f"the classifier to be trained (supervised={supervised})", "unchanged weights",
+                 "Give the classifier's parameters to the optimiser, and call loss.backward() and optimizer.step().")
         if supervised:
-            _require(not enc_same, "supervised=True to train the encoder too", "the encoder did not change")
+            _require(not enc_same, "supervised=True to train the encoder too", "the encoder did not change",
+                     "With supervised=True the optimiser also gets the encoder's parameters, and the features are "
+                     "computed with gradients (no torch.no_grad() or .detach()).")
             _ok("supervised=True trains the encoder and the classifier")
         else:
-            _require(enc_same, "supervised=False to leave the encoder frozen", "the encoder changed")
+            _require(enc_same, "supervised=False to leave the encoder frozen", "the encoder changed",
+                     "With supervised=False give only the classifier's parameters to the optimiser (or call "
+                     "encoder.requires_grad_(False)); weight decay alone changes every parameter it is given.")
             _ok("supervised=False trains the classifier only")
         watch.require_reset(f"train_classifier (supervised={supervised})")
     if SUPERVISED is not None:
