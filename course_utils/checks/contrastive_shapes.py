@@ -180,6 +180,15 @@ def check_triplet_loss(triplet_loss) -> None:
     _require(abs(got - 0.45) < 1e-4, "(max(1 - 2 + 1, 0) + max(1 - 1.1 + 1, 0)) / 2 = 0.45 with margin=1.0",
              f"{got:.6f}", "Use the margin argument.")
     _ok("margin=1.0: loss 0.45")
+    # One triplet off the axes: distances 1 (from (0.6, 0.8)) and 1.2 (from (1.2, 0)); term 1 - 1.2 + 0.3 = 0.1.
+    a, p, n = torch.zeros(1, 2), torch.tensor([[0.6, 0.8]]), torch.tensor([[1.2, 0.0]])
+    got = float(torch.as_tensor(_call("triplet_loss", triplet_loss, a, p, n)).detach().reshape(-1)[0])
+    hint = ("That is with the L1 distance (|x| + |y|): use the L2 distance, .norm(dim=1)." if abs(got - 0.5) < 1e-4
+            else "Take each row's distance (.norm(dim=1)), not the norm over the batch." if abs(got - 0.55) < 1e-4
+            else "")
+    _require(abs(got - 0.1) < 1e-4, "max(1 - 1.2 + 0.3, 0) = 0.1 for a = (0, 0), p = (0.6, 0.8), n = (1.2, 0)",
+             f"{got:.6f}", hint)
+    _ok("one triplet off the axes: loss 0.1 (L2 distances)")
     _require(value.requires_grad, "a loss that carries gradients back to the embeddings",
              "a tensor cut off from its inputs", "Compute the loss with torch operations (no .item(), .detach(), numpy).")
     value.backward()
