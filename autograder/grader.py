@@ -55,7 +55,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -121,105 +121,144 @@ def _describe_failure(status: str, where: str, options: GradeOptions, error: str
     }.get(status, f"{where}: {status} {error}")
 
 
-def grade_submission(pset_id: str, notebook_path, student: str = "", options: GradeOptions | None = None,
-                     data_dir: str | None = None) -> SubmissionResult:
-    """Grade one notebook of problem set ``pset_id``; never raises for anything the student did."""
-    options = options or GradeOptions()
-    pset = get_problem_set(pset_id)
-    notebook_path = Path(notebook_path)
-    student = student or notebook_path.stem
-    start = time.monotonic()
+@dataclass
+class _Job:
+    """One notebook being graded: what the steps of :data:`STEPS` read and add, in order."""
+
+    pset: object  # ProblemSet
+    path: Path
+    student: str
+    options: GradeOptions
+    data_dir: str | None
+    start: float = field(default_factory=time.monotonic)
+    content: bytes = b""  # the file's bytes (the hidden inputs are drawn from them, see core.submission_seed)
+    nb: object = None  # the notebook, read leniently
+    cells: list = field(default_factory=list)  # (index, source) of the cells to replay
+    notes: list = field(default_factory=list)  # for the student
+    flags: list = field(default_factory=list)  # for the instructor
+    units: list = field(default_factory=list)  # UnitResult
+    state: Replay = field(default_factory=Replay)  # what replaying the cells met
+
+    def zero(self, message: str) -> SubmissionResult:
+        return _zero_result(self.pset, self.student, self.path.name, message)
+
+
+def _read(job: _Job):
+    """The file, read leniently (autograder.notebooks); a file that is no notebook scores 0 with the reason."""
     try:
-        content = notebook_path.read_bytes()
+        job.content = job.path.read_bytes()
     except OSError:
-        content = b""
+        job.content = b""
     try:
-        nb = load_notebook(notebook_path)
+        job.nb = load_notebook(job.path)
     except SubmissionError as exc:
-        result = _zero_result(pset, student, notebook_path.name, f"Not graded: {exc}")
-        result.seconds = time.monotonic() - start
-        return result
+        return job.zero(f"Not graded: {exc}")
+    return None
 
-    notes = [f"Note: {n}." for n in graded_cell_report(nb, [u.grade_id for u in pset.units])]
-    cells = cells_to_run(nb)
-    if not cells:
-        result = _zero_result(pset, student, notebook_path.name,
-                              "Not graded: the notebook has no code cells (was the right file submitted?).")
-        result.seconds = time.monotonic() - start
-        return result
-    if options.sandbox:
-        from course_utils.grading.sandbox import protect, sandbox_mode, sandbox_problem
 
-        problem = sandbox_problem()
-        if problem:
-            result = grader_error_result(pset, student, notebook_path.name, sandbox_advice(problem))
-            result.seconds = time.monotonic() - start
-            return result
-        if sandbox_mode() == "user":  # the kernel's user: not the submissions' folder either
-            protect([str(notebook_path.parent)])
+def _find_cells(job: _Job):
+    """The graded cells' report (moved, missing, turned to Markdown) and the code cells to run."""
+    job.notes += [f"Note: {n}." for n in graded_cell_report(job.nb, [u.grade_id for u in job.pset.units])]
+    job.cells = cells_to_run(job.nb)
+    if not job.cells:
+        return job.zero("Not graded: the notebook has no code cells (was the right file submitted?).")
+    return None
+
+
+def _wall_off(job: _Job):
+    """The sandbox can start (else a grader error, never a score); with the user wall, the submission's folder
+    is out of the kernel's reach too."""
+    if not job.options.sandbox:
+        return None
+    from course_utils.grading.sandbox import protect, sandbox_mode, sandbox_problem
+
+    problem = sandbox_problem()
+    if problem:
+        return grader_error_result(job.pset, job.student, job.path.name, sandbox_advice(problem))
+    if sandbox_mode() == "user":
+        protect([str(job.path.parent)])
+    return None
+
+
+def _run_and_judge(job: _Job):
+    """A fresh kernel replays the student's cells; each unit's probe runs in it and its judge here. Anything that
+    fails in the grader itself (not in the student's code) makes the submission a grader error, never a score."""
+    options, pset = job.options, job.pset
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
-    session = _KernelSession(None if options.sandbox else workdir, options, data_dir,
+    session = _KernelSession(None if options.sandbox else workdir, options, job.data_dir,
                              preload=_LEARNED_PRELOAD.get(pset.id, ()))
-    state = Replay()
-    flags: list = []
 
     def run_cells() -> bool:
-        """Replay the student's cells in a fresh kernel (course_utils.grading.replay); False: gave up."""
         try:
-            replay(session, cells, options.cell_timeout, options.total_timeout, options.max_restarts, state,
+            replay(session, job.cells, options.cell_timeout, options.total_timeout, options.max_restarts, job.state,
                    after_start=_check_kernel)
         except GraderError:
             raise
         except Exception as exc:
             raise GraderError(f"the grading kernel did not start: {exc}") from exc
-        return state.finished
+        return job.state.finished
 
-    units = []
     try:
         alive = run_cells()
         if alive and session.alive and pset.id not in _LEARNED_PRELOAD:
             _learn_preload(session, pset.id)
         for unit in pset.units:
             if alive and not session.alive:  # the previous probe killed the kernel
-                alive = restart_allowed(state, options.max_restarts) and run_cells()
+                alive = restart_allowed(job.state, options.max_restarts) and run_cells()
             if not alive:
-                units.append(UnitResult(unit.grade_id, unit.title, unit.points,
-                                        unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
+                job.units.append(UnitResult(unit.grade_id, unit.title, unit.points,
+                                            unit.failed("Not graded: the notebook's kernel kept dying (see the notes).")))
                 continue
-            seed = submission_seed(options.seed, student, content, unit.grade_id)
+            seed = submission_seed(options.seed, job.student, job.content, unit.grade_id)
             obs, inputs = _probe(session, unit, options, session.workdir, seed)
             integrity = obs.pop("_integrity", None) if isinstance(obs, dict) else None
             if integrity:
-                flags.extend(f"{unit.title}: {item}" for item in integrity if isinstance(item, str))
+                job.flags.extend(f"{unit.title}: {item}" for item in integrity if isinstance(item, str))
             if isinstance(obs.get("error"), str) and "is not defined in the notebook" in obs["error"]:
-                obs["error"] += diagnose_missing(nb, unit.names[0])
-            units.append(UnitResult(unit.grade_id, unit.title, unit.points, judge_safely(unit, obs, inputs)))
+                obs["error"] += diagnose_missing(job.nb, unit.names[0])
+            job.units.append(UnitResult(unit.grade_id, unit.title, unit.points, judge_safely(unit, obs, inputs)))
     except Exception as exc:  # the grader itself failed: no grade at all, the cause for the instructor
-        grader_failure = f"{type(exc).__name__}: {exc}"
-    else:
-        grader_failure = None
+        return grader_error_result(pset, job.student, job.path.name, f"{type(exc).__name__}: {exc}")
     finally:
         session.stop()
         if options.keep_executed:
-            _save_executed(nb, {i: r["outputs"] for i, r in {**state.results, **state.fatal}.items()},
+            _save_executed(job.nb, {i: r["outputs"] for i, r in {**job.state.results, **job.state.fatal}.items()},
                            options.keep_executed)
         shutil.rmtree(workdir, ignore_errors=True)
-    notes += _replay_notes(state, options)
-    if flags:
-        replaced = sorted({f.split(": ", 1)[-1].replace(" (while the probe ran)", "") for f in flags})
-        notes.append("Integrity: the notebook modified the grading machinery (" + ", ".join(replaced[:8])
-                     + (", ..." if len(replaced) > 8 else "") + "). The grader restored the originals before "
-                     "checking your work, so this did not earn points; your instructor can see this note.")
-    if grader_failure is not None:
-        result = grader_error_result(pset, student, notebook_path.name, grader_failure)
-        result.seconds = time.monotonic() - start
-        return result
-    units += [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in pset.manual]
-    if not options.sandbox:
-        flags.append("graded without a sandbox (--no-sandbox): the notebook ran with the grading user's rights")
-    result = SubmissionResult(pset.id, student, notebook_path.name, units, notes, flags=sorted(set(flags)))
-    result.seconds = time.monotonic() - start
-    return result
+    return None
+
+
+def _result(job: _Job):
+    """The notes of the replay and of the integrity checks, the manual units, and the result."""
+    job.notes += _replay_notes(job.state, job.options)
+    if job.flags:
+        replaced = sorted({f.split(": ", 1)[-1].replace(" (while the probe ran)", "") for f in job.flags})
+        job.notes.append("Integrity: the notebook modified the grading machinery (" + ", ".join(replaced[:8])
+                         + (", ..." if len(replaced) > 8 else "") + "). The grader restored the originals before "
+                         "checking your work, so this did not earn points; your instructor can see this note.")
+    units = job.units + [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in job.pset.manual]
+    if not job.options.sandbox:
+        job.flags.append("graded without a sandbox (--no-sandbox): the notebook ran with the grading user's rights")
+    return SubmissionResult(job.pset.id, job.student, job.path.name, units, job.notes, flags=sorted(set(job.flags)))
+
+
+# Grading one notebook, as a declared list of one-job steps (as nbgrader's autograde converter lists its
+# preprocessors): each step reads and adds to the job, and returns None to go on or the final result.
+STEPS = (_read, _find_cells, _wall_off, _run_and_judge, _result)
+
+
+def grade_submission(pset_id: str, notebook_path, student: str = "", options: GradeOptions | None = None,
+                     data_dir: str | None = None) -> SubmissionResult:
+    """Grade one notebook of problem set ``pset_id`` through :data:`STEPS`; never raises for anything the
+    student did."""
+    path = Path(notebook_path)
+    job = _Job(get_problem_set(pset_id), path, student or path.stem, options or GradeOptions(), data_dir)
+    for step in STEPS:
+        result = step(job)
+        if result is not None:
+            result.seconds = time.monotonic() - job.start
+            return result
+    raise AssertionError("the last step of STEPS returns the result")
 
 
 def grade_candidates(pset_id: str, candidates, student: str, options: GradeOptions | None = None,
