@@ -222,6 +222,29 @@ class AEFunctionalHead(nn.Module):
         return torch.special.expit(self.deconvs(h))
 
 
+class AELastLayerApart(nn.Module):
+    """The decoder's last ConvTranspose2d registered first, on its own; stages counted with bit_length."""
+
+    def __init__(self, image_size=64):
+        super().__init__()
+        n = (image_size // 4).bit_length() - 1  # log2(image_size / 4) for a power of two
+        ch = [3] + [8 << i for i in range(n)]
+        self.to_rgb = nn.ConvTranspose2d(ch[1], 3, kernel_size=4, stride=2, padding=1)
+        self.down = nn.Sequential(*[m for a, b in zip(ch, ch[1:]) for m in (nn.Conv2d(a, b, 4, 2, 1), nn.ReLU())])
+        self.embed = nn.Linear(ch[-1] * 16, 128)
+        self.unembed = nn.Linear(128, ch[-1] * 16)
+        self.up = nn.Sequential(*[m for a, b in zip(ch[:0:-1], ch[-2:0:-1]) for m in (nn.ConvTranspose2d(a, b, 4, 2, 1),
+                                                                                   nn.ReLU())])
+        self.shape = (ch[-1], 4, 4)
+
+    def encode(self, x):
+        return self.embed(self.down(x).view(x.size(0), -1))
+
+    def forward(self, x):
+        h = torch.relu(self.unembed(self.encode(x))).view(x.size(0), *self.shape)
+        return torch.sigmoid(self.to_rgb(self.up(h)))
+
+
 # =====================================================================================================
 # make_views: correct solutions
 # =====================================================================================================
@@ -638,7 +661,7 @@ CS_CORRECT = [
         ("ae-two-classes", AETwoClasses), ("ae-while-loop-ordereddict", AEWhileLoop),
         ("ae-moduledict-decode", AEModuleDict), ("ae-inplace-relu", AEInplaceReLU),
         ("ae-functional-head-expit", AEFunctionalHead),
-        ("ae-reference-layout", cs.ConvAutoencoder))],
+        ("ae-last-layer-apart-bit-length", AELastLayerApart))],
     *[("test_make_views", name, {"make_views": fn}) for name, fn in (
         ("views-stack-theta", views_stack_theta), ("views-align-corners", views_align_corners),
         ("views-roi-align", views_roi_align), ("views-gather-nearest", views_gather_nearest),

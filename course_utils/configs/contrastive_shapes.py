@@ -10,7 +10,7 @@ MODES = {
     "quick": dict(
         image_size=64,
         shapes_splits=(3_000, 1_000),  # minutes on 2 CPU cores
-        ae_epochs=12, contrastive_epochs=8, batch_size=32,
+        ae_epochs=8, contrastive_epochs=5, batch_size=32,
         map_points=1_000,
     ),
     "grading": dict(
