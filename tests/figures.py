@@ -21,6 +21,9 @@ def measured_figures(pset_id: str, printed: dict, minutes: float) -> dict:
         found["probe " + ("clip" if name.startswith("CLIP") else "control")] = float(test)
     for k, value in re.findall(r"Recall@(\d+)\s+([\d.]+)%", text):
         found[f"recall@{k}"] = float(value)
+    for name, colour, shape in re.findall(r"^((?:crop|recolor)-(?:triplet|InfoNCE)|autoencoder)\s+([\d.]+)%\s+"
+                                          r"([\d.]+)%\s*$", text, flags=re.M):  # contrastive_shapes' purity table
+        found[f"{name} colour"], found[f"{name} shape"] = float(colour), float(shape)
     return found
 
 
