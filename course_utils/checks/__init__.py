@@ -186,3 +186,19 @@ def check_module(cls, name: str, input_shape: tuple, output_shape: tuple, num_pa
     if lo is not None or hi is not None:
         _ok(f"outputs in [{out.min().item():.3f}, {out.max().item():.3f}]")
     return module
+
+
+_NOT_DONE = "is not implemented yet: replace the `raise NotImplementedError(...)` line with your code."
+
+
+def _call(what: str, fn, *args, hint: str = "", **kwargs):
+    """``fn(*args, **kwargs)``; an error of the student's code becomes a failed check that names the call
+    (the original traceback stays attached, to find the line)."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed(f"{what} {_NOT_DONE}") from None
+    except CheckFailed:
+        raise
+    except Exception as exc:
+        raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}" + (f". {hint}" if hint else "")) from exc

@@ -11,25 +11,12 @@ import torch
 from torch import nn
 
 from ..probes.contrastive_shapes import _indices, count_torch_calls, measure_crop, ramp_images
-from . import CheckFailed, _ok, _one_thread, _require, _shape, _visible, count_parameters
+from . import CheckFailed, _call, _ok, _one_thread, _require, _shape, _visible, count_parameters
 
 __all__ = ["CheckFailed", "check_conv_autoencoder", "check_make_views", "check_triplet_loss",
            "check_nearest_neighbours"]
 
-_NOT_DONE = "is not implemented yet: replace the `raise NotImplementedError(...)` line with your code."
 PARAMETERS = {64: 350_259, 32: 153_043}  # ConvAutoencoder(image_size=...) as the notebook's table gives it
-
-
-def _call(what: str, fn, *args, hint: str = "", **kwargs):
-    """``fn(*args, **kwargs)``; an error of the student's code becomes a failed check that names the call."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckFailed(f"{what} {_NOT_DONE}") from None
-    except CheckFailed:
-        raise
-    except Exception as exc:
-        raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}" + (f". {hint}" if hint else "")) from exc
 
 
 @_visible

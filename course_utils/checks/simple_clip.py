@@ -12,26 +12,10 @@ import math
 import torch
 from torch import nn
 
-from . import CheckFailed, _ok, _one_thread, _require, _shape, _visible, count_parameters
+from . import CheckFailed, _call, _ok, _one_thread, _require, _shape, _visible, count_parameters
 from ..probes.simple_clip import RigImageEncoder, RigRetrievalModel, RigTextEncoder
 
 __all__ = ["CheckFailed", "check_projection_head", "check_clip_model", "check_retrieve_images"]
-
-_NOT_DONE = "is not implemented yet: replace the `raise NotImplementedError(...)` line with your code."
-
-
-def _call(what: str, fn, *args, hint: str = "", **kwargs):
-    """``fn(*args, **kwargs)``; an error of the student's code becomes a failed check that names the call
-    (the original traceback stays attached, to find the line)."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckFailed(f"{what} {_NOT_DONE}") from None
-    except CheckFailed:
-        raise
-    except Exception as exc:
-        raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}" + (f". {hint}" if hint else "")) from exc
-
 
 def _norms(x: torch.Tensor) -> str:
     n = x.norm(dim=-1)
