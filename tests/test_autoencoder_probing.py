@@ -11,6 +11,7 @@ from autograder import autoencoder_probing as ap
 from autograder.core import run_unit
 from course_utils.checks import autoencoder_probing as checks
 from course_utils.probes import autoencoder_probing as probes
+from units import failed_checks as _failed
 
 
 def _run(grade_id, **objects):
@@ -19,14 +20,6 @@ def _run(grade_id, **objects):
 
 
 RECIPE_AE = "train_ae follows the recipe (Adam, lr 1e-3, mean squared error)"
-
-
-def _failed(results):
-    """The judge's failed checks; the whole-unit check (half the points) fails exactly when one of them does."""
-    failed = sorted(name for name, r in results.items() if not r.passed and not name.endswith(" passes every check"))
-    whole = [r for name, r in results.items() if name.endswith(" passes every check")]
-    assert len(whole) == 1 and whole[0].passed == (not failed), (failed, whole)
-    return failed
 
 
 def test_problem_set_points_match_the_course():

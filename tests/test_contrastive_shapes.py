@@ -18,6 +18,7 @@ from course_utils import contrastive
 from course_utils.checks import contrastive_shapes as checks
 from course_utils.contrastive import hue_colours
 from course_utils.probes import contrastive_shapes as probes
+from units import failed_checks as _failed, points as _points
 
 matplotlib.use("Agg")
 
@@ -29,18 +30,6 @@ REFERENCE = {"ConvAutoencoder": cs.ConvAutoencoder, "make_views": cs.make_views,
 def _run(grade_id, fn, seed=0):
     unit = cs.PROBLEM_SET.unit(grade_id)
     return {r.name: r for r in run_unit(unit, {unit.names[0]: fn}, seed=seed)}
-
-
-def _failed(results):
-    """The judge's failed checks; the whole-unit check (half the points) fails exactly when one of them does."""
-    failed = sorted(name for name, r in results.items() if not r.passed and not name.endswith(" passes every check"))
-    whole = [r for name, r in results.items() if name.endswith(" passes every check")]
-    assert len(whole) == 1 and whole[0].passed == (not failed), (failed, whole)
-    return failed
-
-
-def _points(results):
-    return sum(r.points for r in results.values())
 
 
 # ---- the problem set's shape ------------------------------------------------------------------------------

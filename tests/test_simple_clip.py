@@ -12,6 +12,7 @@ from autograder import simple_clip as sc
 from autograder.core import judge_safely, run_unit
 from course_utils.checks import simple_clip as checks_clip
 from course_utils.probes import simple_clip as probes
+from units import failed_checks as _failed, points as _points
 
 DIVIDES = "contrastive_loss divides the similarities by the temperature"
 NORMALISES = "contrastive_loss L2-normalises both embeddings"
@@ -24,18 +25,6 @@ TRAINED = "a training step updates the image encoder and both heads"
 def _run(grade_id, seed=5, **objects):
     results = run_unit(sc.PROBLEM_SET.unit(grade_id), objects, seed=seed)
     return {r.name: r for r in results}
-
-
-def _failed(results):
-    """The judge's failed checks; the whole-unit check (half the points) fails exactly when one of them does."""
-    failed = sorted(name for name, r in results.items() if not r.passed and not name.endswith(" passes every check"))
-    whole = [r for name, r in results.items() if name.endswith(" passes every check")]
-    assert len(whole) == 1 and whole[0].passed == (not failed), (failed, whole)
-    return failed
-
-
-def _points(results):
-    return sum(r.points for r in results.values())
 
 
 # ---- the problem set's shape ------------------------------------------------------------------
