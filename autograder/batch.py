@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .exports import export_csv, load_results, print_table  # noqa: F401  (the command's exports)
 from .pool import GRADER_ERROR, StopBatch, _grader_failed, _run_pool, grade_job, job_deadline  # noqa: F401
+from .problem_sets import get_problem_set
 from .submissions import (MAX_CANDIDATES, Submission, SubmissionNameError, discover, safe_extract,  # noqa: F401
                           safe_name, student_from_filename)
 
@@ -117,10 +118,8 @@ def grade_class(pset_id: str, source, out_dir, workers: int | None = None, optio
         if grade_fn is None and jobs and any(not j["problem"] for j in jobs):
             from course_utils.grading.session import _zygote_wanted
 
-            from .grader import _LEARNED_PRELOAD
-
             warm = {"zygote": _zygote_wanted(None), "options": opts, "data_dir": data_dir,
-                    "preload": list(_LEARNED_PRELOAD.get(pset_id, ()))}
+                    "preload": list(get_problem_set(pset_id).preload)}
         try:
             suspects = _run_pool(jobs, workers, out_dir, on_done, warm)
         except StopBatch as exc:
@@ -202,7 +201,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from .grader import GradeOptions, GraderError
-    from .problem_sets import get_problem_set
 
     try:
         get_problem_set(args.pset)

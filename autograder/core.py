@@ -163,12 +163,20 @@ class ManualUnit:
     points: float
 
 
+# Libraries slow enough to import that a kernel zygote preloads them for the problem sets that use them.
+HEAVY_MODULES = ("torchvision", "transformers", "timm", "scipy", "sklearn", "pandas", "seaborn", "optuna")
+
+
 @dataclass
 class ProblemSet:
     id: str  # assignment id, e.g. "autoencoder_probing"
     notebook: str  # notebook file name inside source/<id>/
     units: list = field(default_factory=list)
     manual: list = field(default_factory=list)
+    # Heavy libraries (of HEAVY_MODULES) that the notebook's imports cell loads: the grader's kernel zygote imports
+    # them once, so that every kernel it forks starts with them (tests/test_contract.py checks the list against
+    # what the imports cell really loads).
+    preload: tuple = ()
 
     @property
     def auto_points(self) -> float:

@@ -61,12 +61,13 @@ from pathlib import Path
 import torch
 
 from course_utils.grading.runtime import verify as verify_observations
+from course_utils.grading.kernel import ENV_STARTED_WITH
 from course_utils.grading.replay import Replay, replay, restart_allowed
 from course_utils.grading.session import KernelSession as _KernelSession
 
 from .results import (GRADER_ERROR, SubmissionResult, UnitResult, _zero_result,  # noqa: F401  (re-exported)
                       grader_error_result)
-from .core import judge_safely, submission_seed
+from .core import HEAVY_MODULES, judge_safely, submission_seed
 from .notebooks import SubmissionError, cells_to_run, diagnose_missing, graded_cell_report, load_notebook
 from .problem_sets import get_problem_set
 
@@ -98,10 +99,6 @@ def sandbox_advice(problem: str) -> str:
 # ---- grading ------------------------------------------------------------------------------------
 
 MAX_OBSERVATION_BYTES = 256 * 2**20  # an observations file larger than this is not read
-# Heavy libraries worth preloading in the kernel zygote when a problem set's notebooks import them;
-# learned from the first submission graded in this process (see course_utils.grading.session).
-HEAVY_MODULES = ("torchvision", "transformers", "timm", "scipy", "sklearn", "pandas", "seaborn")
-_LEARNED_PRELOAD: dict = {}
 _MEMORY_ERRORS = ("can't allocate memory", "MemoryError", "Cannot allocate memory", "out of memory")
 
 
@@ -138,6 +135,7 @@ class _Job:
     flags: list = field(default_factory=list)  # for the instructor
     units: list = field(default_factory=list)  # UnitResult
     state: Replay = field(default_factory=Replay)  # what replaying the cells met
+    kernel_modules: list = field(default_factory=list)  # heavy libraries the notebook's cells imported
 
     def zero(self, message: str) -> SubmissionResult:
         return _zero_result(self.pset, self.student, self.path.name, message)
@@ -186,7 +184,7 @@ def _run_and_judge(job: _Job):
     options, pset = job.options, job.pset
     workdir = Path(tempfile.mkdtemp(prefix="grade_"))
     session = _KernelSession(None if options.sandbox else workdir, options, job.data_dir,
-                             preload=_LEARNED_PRELOAD.get(pset.id, ()))
+                             preload=pset.preload)
 
     def run_cells() -> bool:
         try:
@@ -200,8 +198,8 @@ def _run_and_judge(job: _Job):
 
     try:
         alive = run_cells()
-        if alive and session.alive and pset.id not in _LEARNED_PRELOAD:
-            _learn_preload(session, pset.id)
+        if alive and session.alive:
+            job.kernel_modules = _imported_heavy_modules(session)
         for unit in pset.units:
             if alive and not session.alive:  # the previous probe killed the kernel
                 alive = restart_allowed(job.state, options.max_restarts) and run_cells()
@@ -239,7 +237,8 @@ def _result(job: _Job):
     units = job.units + [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in job.pset.manual]
     if not job.options.sandbox:
         job.flags.append("graded without a sandbox (--no-sandbox): the notebook ran with the grading user's rights")
-    return SubmissionResult(job.pset.id, job.student, job.path.name, units, job.notes, flags=sorted(set(job.flags)))
+    return SubmissionResult(job.pset.id, job.student, job.path.name, units, job.notes, flags=sorted(set(job.flags)),
+                            kernel_modules=job.kernel_modules)
 
 
 # Grading one notebook, as a declared list of one-job steps (as nbgrader's autograde converter lists its
@@ -322,10 +321,16 @@ def _check_kernel(session: _KernelSession) -> None:
                           f"Kernel log: {log}")
 
 
-def _learn_preload(session: _KernelSession, pset_id: str) -> None:
-    res = session.run("print(','.join(__import__('sys').modules.keys() & set(%r)))" % (list(HEAVY_MODULES),), 10)
+def _imported_heavy_modules(session: _KernelSession) -> list:
+    """Which of :data:`core.HEAVY_MODULES` the notebook's cells imported, beyond those the kernel started with (a
+    zygote's preloads): what the problem set's ``preload`` should declare."""
+    code = ("import os as _o, sys as _s\n"
+            f"print(','.join(sorted(_s.modules.keys() & set({list(HEAVY_MODULES)!r})"
+            f" - set(_o.environ.get({ENV_STARTED_WITH!r}, '').split(',')))))\n"
+            "del _o, _s")
+    res = session.run(code, 10)
     text = "".join(o.get("text", "") for o in res["outputs"] if o.get("output_type") == "stream").strip()
-    _LEARNED_PRELOAD[pset_id] = tuple(sorted(m for m in text.split(",") if m in HEAVY_MODULES))
+    return sorted(m for m in text.split(",") if m in HEAVY_MODULES)
 
 
 def _probe(session: _KernelSession, unit, options: GradeOptions, workdir: Path, seed: int):

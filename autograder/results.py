@@ -44,6 +44,9 @@ class SubmissionResult:
     seconds: float = 0.0
     flags: list = field(default_factory=list)  # for the instructor: what the notebook did to the grading machinery
     fingerprint: str = ""  # sha256 of the graded file(s), so a batch re-run knows when a submission changed
+    # Heavy libraries (core.HEAVY_MODULES) the notebook's cells imported, beyond what the kernel started with: for the
+    # instructor, beside the problem set's declared ``preload`` (what the grader's kernel zygote imports in advance).
+    kernel_modules: list = field(default_factory=list)
 
     def __post_init__(self):
         # Texts that came from the kernel are cut here, once, whatever path they took.
@@ -71,13 +74,13 @@ class SubmissionResult:
         return {"pset": self.pset, "student": self.student, "notebook": self.notebook, "status": self.status,
                 "score": self.score, "max_score": self.max_score, "seconds": round(self.seconds, 2),
                 "notes": list(self.notes), "flags": list(self.flags), "fingerprint": self.fingerprint,
-                "units": [u.to_dict() for u in self.units]}
+                "kernel_modules": list(self.kernel_modules), "units": [u.to_dict() for u in self.units]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SubmissionResult":
         return cls(d["pset"], d["student"], d["notebook"], [UnitResult.from_dict(u) for u in d["units"]],
                    list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0),
-                   list(d.get("flags", [])), d.get("fingerprint", ""))
+                   list(d.get("flags", [])), d.get("fingerprint", ""), list(d.get("kernel_modules", [])))
 
     def save(self, path) -> None:
         """Write atomically, so an interrupted batch never leaves a half-written result."""

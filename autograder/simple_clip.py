@@ -111,6 +111,7 @@ PROBLEM_SET = ProblemSet(
     notebook="simple_clip.ipynb",
     units=UNITS,
     manual=[ManualUnit("report", "Report of the linear-probe accuracies", 1.0)],
+    preload=("scipy", "timm", "torchvision", "transformers"),  # what the graded notebook's kernel loads
 )
 
 

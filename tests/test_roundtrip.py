@@ -37,6 +37,14 @@ def test_solution_gets_full_marks(graded):
     assert not r.flags, f"an honest solution was flagged: {r.flags} {r.notes}"
 
 
+def test_problem_set_declares_the_heavy_libraries_its_notebook_loads(graded):
+    """The grader's kernel zygote imports a problem set's ``preload`` once for every kernel it forks: a heavy library
+    the solution's cells still import themselves (costing seconds in every submission's kernel) must be declared."""
+    pset, results = graded
+    missed = results["solution"].kernel_modules
+    assert missed == [], f"{pset}: add {tuple(missed)!r} to preload= in its PROBLEM_SET (autograder/{pset}.py)"
+
+
 def test_untouched_release_gets_zero(graded):
     _pset, results = graded
     r = results["untouched"]

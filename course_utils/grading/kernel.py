@@ -41,6 +41,7 @@ PRELOAD = ("numpy", "torch", "torch.nn", "torch.nn.functional", "torch.optim", "
            "course_utils.training", "course_utils.plots", "course_utils.checks", "course_utils.configs", "course_utils.grading.runtime",
            "tqdm", "tqdm.auto", "PIL.Image")
 ENV_PRELOAD = "COURSE_KIT_PRELOAD"  # more modules for the zygote to import, comma-separated (e.g. transformers)
+ENV_STARTED_WITH = "COURSE_KIT_STARTED_WITH"  # the top-level modules a kernel had loaded before any cell ran
 KERNEL_ARGS = ("--HistoryManager.enabled=False", "--InteractiveShell.xmode=Plain", "--IPKernelApp.capture_fd_output=False", "--Application.log_level=40")
 
 
@@ -147,6 +148,9 @@ def prepare_kernel_process(forked: bool = False) -> None:
         _die_with_parent()
     _set_limits()
     hide_instructor_packages()
+    # What the kernel starts with (a zygote's kernel: the zygote's preloads), so that the grader can tell what the
+    # notebook imported itself (autograder.grader._imported_heavy_modules; informational only).
+    os.environ[ENV_STARTED_WITH] = ",".join(sorted({name.partition(".")[0] for name in sys.modules}))
     threads = os.environ.get(ENV_THREADS, "")
     if threads.isdigit() and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
