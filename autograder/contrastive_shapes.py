@@ -25,10 +25,12 @@ from course_utils.probes.common import weight_groups
 from .core import ManualUnit, ProblemSet, Unit, begin_test_cell, hidden_tests  # noqa: F401
 from .judges.common import generator
 from .judges.contrastive_shapes import (  # noqa: F401 - the reference, imported from here by tests and tools
-    CROP_SCALE, EMBED_DIM, MARGIN, TOL, ConvAutoencoder, ConvAutoencoderChecks, MakeViewsChecks,
-    NearestNeighboursChecks, TripletLossChecks, cosine_topk, dot_topk, judge_conv_autoencoder, judge_make_views,
-    judge_nearest_neighbours, judge_triplet_loss, l2_topk, make_views, nearest_neighbours, parameter_count,
-    stage_channels, triplet_loss)
+    CROP_SCALE, EMBED_DIM, MARGIN, TOL, ConvAutoencoder, ConvAutoencoderChecks, TripletLossChecks,
+    judge_conv_autoencoder, judge_triplet_loss, make_views, nearest_neighbours, parameter_count, stage_channels,
+    triplet_loss)
+from .judges.contrastive_shapes_make_views import MakeViewsChecks, judge_make_views  # noqa: F401
+from .judges.contrastive_shapes_nearest_neighbours import (  # noqa: F401
+    NearestNeighboursChecks, cosine_topk, dot_topk, judge_nearest_neighbours, l2_topk)
 
 PSET_ID = "contrastive_shapes"
 

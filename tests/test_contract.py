@@ -70,16 +70,27 @@ def test_student_side_modules_hold_no_reference(pset_id):
         assert "import autograder" not in src and "from autograder" not in src, name
 
 
+def _unit_judge_files(pset_id: str) -> list:
+    """``autograder/judges/<id>_<unit>.py``: the judges of single units, moved out of a long judges module."""
+    units = {unit.grade_id.removeprefix("test_") for unit in get_problem_set(pset_id).units}
+    return [f"{pset_id}_{unit}" for unit in sorted(units)
+            if (ROOT / "autograder" / "judges" / f"{pset_id}_{unit}.py").is_file()]
+
+
 def _grading_modules(pset_id: str) -> list:
-    """``autograder.<id>`` and, when the problem set is split, ``autograder.judges.<id>``."""
+    """``autograder.<id>`` and, when the problem set is split, ``autograder.judges.<id>`` and the judges of single
+    units, ``autograder.judges.<id>_<unit>``."""
     names = [f"autograder.{pset_id}"] + ([f"autograder.judges.{pset_id}"]
                                          if (ROOT / "autograder" / "judges" / f"{pset_id}.py").is_file() else [])
+    names += [f"autograder.judges.{name}" for name in _unit_judge_files(pset_id)]
     return [importlib.import_module(name) for name in names]
 
 
 def test_judges_folder_holds_only_problem_sets_and_their_common_helpers():
     files = {p.name for p in (ROOT / "autograder" / "judges").glob("*.py")}
-    assert files - {"__init__.py", "common.py"} <= {f"{pset_id}.py" for pset_id in PROBLEM_SETS}, files
+    allowed = {f"{pset_id}.py" for pset_id in PROBLEM_SETS}
+    allowed |= {f"{name}.py" for pset_id in PROBLEM_SETS for name in _unit_judge_files(pset_id)}
+    assert files - {"__init__.py", "common.py"} <= allowed, files - allowed
 
 
 @pytest.mark.parametrize("pset_id", PROBLEM_SETS)
@@ -98,13 +109,13 @@ def test_each_check_name_is_declared_once_and_entry_points_follow_the_units(pset
         entry = getattr(reference, unit.grade_id)
         assert entry.__name__ == unit.grade_id, f"{unit.grade_id} is bound to the entry point of {entry.__name__}"
         assert tuple(inspect.signature(entry).parameters) == tuple(unit.names), unit.grade_id
-    if len(modules) == 2:  # the judges module is imported by autograder/<id>.py, never the other way round
+    for judges in modules[1:]:  # judges modules are imported by autograder/<id>.py, never the other way round
         imported = set()
-        for node in ast.walk(ast.parse(inspect.getsource(modules[1]))):
+        for node in ast.walk(ast.parse(inspect.getsource(judges))):
             if isinstance(node, ast.Import):
                 imported |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom):  # relative to autograder.judges: level 1 is it, level 2 autograder
                 base = ".".join(["autograder", "judges"][:max(0, 3 - node.level)] if node.level else [])
                 base = ".".join(filter(None, [base, node.module]))
                 imported |= {base} | {f"{base}.{alias.name}" for alias in node.names}
-        assert f"autograder.{pset_id}" not in imported, f"autograder/judges/{pset_id}.py imports autograder/{pset_id}.py"
+        assert f"autograder.{pset_id}" not in imported, f"{judges.__name__} imports autograder/{pset_id}.py"
