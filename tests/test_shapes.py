@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from course_utils.data import shapes as shapes_module
-from course_utils.data.shapes import COLOUR_NAMES, COLOUR_RGB, SHAPE_NAMES, ShapesDataset, describe, generate_shapes
+from course_utils.data.shape_captions import describe
+from course_utils.data.shapes import COLOUR_NAMES, COLOUR_RGB, SHAPE_NAMES, ShapesDataset, generate_shapes
 from course_utils.paths import cache_dir
 
 
