@@ -119,3 +119,12 @@ def test_each_check_name_is_declared_once_and_entry_points_follow_the_units(pset
                 base = ".".join(filter(None, [base, node.module]))
                 imported |= {base} | {f"{base}.{alias.name}" for alias in node.names}
         assert f"autograder.{pset_id}" not in imported, f"{judges.__name__} imports autograder/{pset_id}.py"
+
+
+def test_no_module_of_the_two_packages_passes_about_400_lines():
+    """A module that grows past ~400 lines does more than one job: split it (for a problem set's judges, see
+    docs/ARCHITECTURE.md, "Adding a problem set": judges/<id>.py and judges/<id>_<unit>.py)."""
+    long = {str(path.relative_to(ROOT)): n for package in ("course_utils", "autograder")
+            for path in (ROOT / package).rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > 420}
+    assert long == {}, f"modules over ~400 lines: {long}"
