@@ -147,6 +147,7 @@ PROBLEM_SET = ProblemSet(
     notebook="contrastive_shapes.ipynb",
     units=UNITS,
     manual=[ManualUnit("report", "Report: which embedding clusters by colour, which by shape, and why", 1.0)],
+    preload=("scipy", "sklearn"),  # the PCA / t-SNE maps
 )
 
 

@@ -237,8 +237,10 @@ def _result(job: _Job):
     units = job.units + [UnitResult(m.grade_id, m.title, m.points, [], manual=True) for m in job.pset.manual]
     if not job.options.sandbox:
         job.flags.append("graded without a sandbox (--no-sandbox): the notebook ran with the grading user's rights")
+    errors = [f"cell {index + 1}: {(res.get('error') or res['status']).strip().splitlines()[0]}"
+              for index, res in sorted(job.state.results.items()) if res["status"] != "ok"]
     return SubmissionResult(job.pset.id, job.student, job.path.name, units, job.notes, flags=sorted(set(job.flags)),
-                            kernel_modules=job.kernel_modules)
+                            kernel_modules=job.kernel_modules, cell_errors=errors)
 
 
 # Grading one notebook, as a declared list of one-job steps (as nbgrader's autograde converter lists its

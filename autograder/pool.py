@@ -45,7 +45,7 @@ def _worker_init(warm: dict | None = None) -> None:
 
                     if sandbox_mode() != "bwrap":  # the user wall starts each kernel afresh: no zygote
                         return
-                _Zygote.get(env, sandbox).preload(warm.get("preload") or ())
+                _Zygote.get(env, sandbox, warm.get("preload") or ())
             except Exception:
                 pass
 

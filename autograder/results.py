@@ -47,11 +47,15 @@ class SubmissionResult:
     # Heavy libraries (core.HEAVY_MODULES) the notebook's cells imported, beyond what the kernel started with: for the
     # instructor, beside the problem set's declared ``preload`` (what the grader's kernel zygote imports in advance).
     kernel_modules: list = field(default_factory=list)
+    # For the instructor: the cells that failed when the grader replayed the notebook ("cell 5: NameError: ..."). An
+    # error that every submission shows in the same cell points at the grading environment, not at the students.
+    cell_errors: list = field(default_factory=list)
 
     def __post_init__(self):
         # Texts that came from the kernel are cut here, once, whatever path they took.
         self.notes = [clip_text(n) for n in self.notes][:100]
         self.flags = [clip_text(f) for f in self.flags][:100]
+        self.cell_errors = [clip_text(e, 300) for e in self.cell_errors][:50]
         self.student, self.notebook = clip_text(self.student, 300), clip_text(self.notebook, 300)
 
     @property
@@ -74,13 +78,14 @@ class SubmissionResult:
         return {"pset": self.pset, "student": self.student, "notebook": self.notebook, "status": self.status,
                 "score": self.score, "max_score": self.max_score, "seconds": round(self.seconds, 2),
                 "notes": list(self.notes), "flags": list(self.flags), "fingerprint": self.fingerprint,
-                "kernel_modules": list(self.kernel_modules), "units": [u.to_dict() for u in self.units]}
+                "kernel_modules": list(self.kernel_modules), "cell_errors": list(self.cell_errors), "units": [u.to_dict() for u in self.units]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SubmissionResult":
         return cls(d["pset"], d["student"], d["notebook"], [UnitResult.from_dict(u) for u in d["units"]],
                    list(d.get("notes", [])), d.get("status", "graded"), d.get("seconds", 0.0),
-                   list(d.get("flags", [])), d.get("fingerprint", ""), list(d.get("kernel_modules", [])))
+                   list(d.get("flags", [])), d.get("fingerprint", ""), list(d.get("kernel_modules", [])),
+                   list(d.get("cell_errors", [])))
 
     def save(self, path) -> None:
         """Write atomically, so an interrupted batch never leaves a half-written result."""

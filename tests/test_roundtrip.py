@@ -35,6 +35,8 @@ def test_solution_gets_full_marks(graded):
     assert failed == [] and r.score == r.max_score == get_problem_set(pset).auto_points
     assert r.status == "graded"
     assert not r.flags, f"an honest solution was flagged: {r.flags} {r.notes}"
+    # Every cell ran in the grader's sandbox too (there the data folder is read-only, and the test session's is new).
+    assert r.cell_errors == [], r.cell_errors
 
 
 def test_problem_set_declares_the_heavy_libraries_its_notebook_loads(graded):

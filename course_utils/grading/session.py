@@ -140,8 +140,7 @@ class KernelSession:
         if self.zygote:
             for attempt in (1, 2):  # a zygote that was ending (its last kernel killed it) is replaced once
                 try:
-                    zygote = _Zygote.get(self.env, self.sandbox)
-                    zygote.preload(self.preload)
+                    zygote = _Zygote.get(self.env, self.sandbox, self.preload)
                     break
                 except Exception:
                     if zygote is not None:
@@ -169,8 +168,7 @@ class KernelSession:
                 # the old zygote's scratch folder (where this kernel's files were) goes with it.
                 self._discard_private()
                 zygote.close()
-                zygote = _Zygote.get(self.env, self.sandbox)
-                zygote.preload(self.preload)
+                zygote = _Zygote.get(self.env, self.sandbox, self.preload)
             else:
                 extra = zygote.sandbox_pids if self.sandbox else None
                 break

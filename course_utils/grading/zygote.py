@@ -129,8 +129,11 @@ class _Zygote:
             return ""
 
     @classmethod
-    def get(cls, env: dict, sandbox: bool = False) -> "_Zygote":
-        key = json.dumps([sandbox, sorted(env.items())])
+    def get(cls, env: dict, sandbox: bool = False, preload=()) -> "_Zygote":
+        """The zygote of this environment with exactly ``preload`` imported (a problem set's heavy libraries; the
+        zygote of another problem set is closed, so that its libraries neither take memory nor hide an import)."""
+        preload = tuple(sorted(set(preload or ())))
+        key = json.dumps([sandbox, sorted(env.items()), preload])
         with cls._lock:
             z = cls._instances.get(key)
             if z is None or z.proc.poll() is not None or not _alive(z.zygote_pid):
@@ -138,7 +141,12 @@ class _Zygote:
                     other.close()
                 cls._instances.clear()
                 z = cls._instances[key] = cls(env, sandbox)
-            return z
+        try:
+            z.preload(preload)
+        except Exception:
+            z.close()
+            raise
+        return z
 
     def _request(self, request: dict, timeout: float = 60.0) -> dict:
         import select
