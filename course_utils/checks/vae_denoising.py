@@ -46,7 +46,7 @@ def check_add_noise(add_noise) -> None:
     out = _noisy(add_noise, 0.0, "gaussian")
     mean = float(out.mean())
     _require(0.47 < mean < 0.53, "black images to become grey around 0.5 with gaussian noise N(0.5, 0.3)",
-             f"a mean of {mean:.3f}", "Add 0.5 + 0.3 * torch.randn_like(images): the noise's mean is 0.5.")
+             f"a mean of {mean:.3f}", "The noise added is N(0.5, 0.3): its mean is 0.5, not 0.")
     spread = float(_noisy(add_noise, 0.0, "gaussian").std())
     _require(0.26 < spread < 0.32, "a standard deviation near 0.3 (a bit less after clipping: 0.29)",
              f"{spread:.3f}", "0.3 is the standard deviation, not the variance.")
@@ -61,7 +61,7 @@ def check_add_noise(add_noise) -> None:
              "(image + image * noise)", "some became brighter", "Multiply the noise by the image before adding it.")
     spread = float(_noisy(add_noise, 0.4, "speckle").std())
     _require(0.17 < spread < 0.23, "a spread of 0.4 * 0.5 = 0.2 for pixels of 0.4 with speckle noise",
-             f"{spread:.3f}", "speckle: images + images * (0.5 * torch.randn_like(images)).")
+             f"{spread:.3f}", "speckle adds images * n with n drawn from N(0, 0.5) (standard deviation 0.5).")
     _ok(f"speckle: black stays black, pixels of 0.4 spread by {spread:.2f}")
     images = torch.full((4, 1, 28, 28), 0.4)
     for kind in ("gaussian", "salt_pepper", "speckle"):

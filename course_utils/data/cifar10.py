@@ -2,8 +2,8 @@
 
 The archive is the one ``torchvision.datasets.CIFAR10`` downloads (``cifar-10-python.tar.gz``, md5 checked); it
 holds ``cifar-10-batches-py/`` with ``data_batch_1`` .. ``data_batch_5`` and ``test_batch``, each a pickled dict
-whose ``b"data"`` is a uint8 array (N, 3072), one image per row as three 32x32 channels (red, green, blue), and
-``b"labels"`` a list of classes. An archive already in the folder is extracted without a download.
+whose ``"data"`` is a uint8 array (N, 3072), one image per row as three 32x32 channels (red, green, blue), and
+``"labels"`` a list of classes. An archive already in the folder is extracted without a download.
 """
 from __future__ import annotations
 
@@ -64,11 +64,12 @@ def ensure_cifar10(root=None, download: bool = True) -> Path:
 def read_batch(path) -> tuple:
     """One pickled batch: images uint8 (N, 3, 32, 32) and labels (N,)."""
     with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
-    data = np.asarray(batch[b"data"], dtype=np.uint8)
+        batch = pickle.load(f, encoding="latin1")  # Python 2 pickles: their str keys load as str, as torchvision does
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data = np.asarray(batch["data"], dtype=np.uint8)
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DatasetNotFoundError(f"{path} is damaged: data of shape {data.shape}, expected (N, 3072)")
-    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.as_tensor(batch[b"labels"], dtype=torch.long)
+    return torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.as_tensor(batch["labels"], dtype=torch.long)
 
 
 def write_batch(path, images: np.ndarray, labels: Sequence[int]) -> Path:
@@ -77,8 +78,8 @@ def write_batch(path, images: np.ndarray, labels: Sequence[int]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(images, dtype=np.uint8).reshape(len(images), -1)
     with open(path, "wb") as f:
-        pickle.dump({b"batch_label": path.name.encode(), b"labels": [int(v) for v in labels], b"data": data,
-                     b"filenames": [f"{i}.png".encode() for i in range(len(data))]}, f)
+        pickle.dump({"batch_label": path.name, "labels": [int(v) for v in labels], "data": data,
+                     "filenames": [f"{i}.png" for i in range(len(data))]}, f, protocol=2)
     return path
 
 
