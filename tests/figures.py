@@ -24,6 +24,13 @@ def measured_figures(pset_id: str, printed: dict, minutes: float) -> dict:
     for name, colour, shape in re.findall(r"^((?:crop|recolor)-(?:triplet|InfoNCE)|autoencoder)\s+([\d.]+)%\s+"
                                           r"([\d.]+)%\s*$", text, flags=re.M):  # contrastive_shapes' purity table
         found[f"{name} colour"], found[f"{name} shape"] = float(colour), float(shape)
+    for kind, noisy, denoised in re.findall(r"^(gaussian|salt_pepper|speckle)\s+noisy MSE ([\d.]+)\s+denoised MSE "
+                                            r"([\d.]+)", text, flags=re.M):  # vae_denoising's noise table
+        found[f"{kind} noisy MSE"], found[f"{kind} denoised MSE"] = float(noisy), float(denoised)
+    for latent, elbo in re.findall(r"VAE \(latent (\d+)\): test negative ELBO ([\d.]+) nats", text):
+        found[f"negative ELBO, latent {latent}"] = float(elbo)
+    for test in re.findall(r"Transfer \(frozen encoder.*test accuracy ([\d.]+)%", text):
+        found["transfer test accuracy"] = float(test)
     return found
 
 
