@@ -62,7 +62,7 @@ class ConvVAE(nn.Module):
 
 
 def compare_vaes(vae_loss: Callable, datasets: dict, epochs: int, lr: float, batch_size: int, width: float = 1.0,
-                 seed: int = 0) -> dict:
+                 seed: int = 0, device=None) -> dict:
     """Train each variant on each dataset ``{name: (train, test)}`` with the student's ``vae_loss`` (``width`` scales
     every variant's filters and dense layers: 1 is the report's, quick mode narrows them to train on a CPU); returns
     ``{(dataset, variant): {"mse": per-pixel MSE of test reconstructions, "elbo": negative ELBO per image,
@@ -73,10 +73,10 @@ def compare_vaes(vae_loss: Callable, datasets: dict, epochs: int, lr: float, bat
         for vname, (filters, dense, latent, beta) in VARIANTS.items():
             filters, dense = [max(4, round(f * width)) for f in filters], [max(4, round(n * width)) for n in dense]
             torch.manual_seed(seed)
-            model = ConvVAE(c, s, filters, dense, latent)
-            train_vae(model, vae_loss, train, epochs, lr=lr, batch_size=batch_size, beta=beta, seed=seed,
-                      desc=f"{dname}, {vname}")
-            model.eval()
+            model = ConvVAE(c, s, filters, dense, latent).to(device or "cpu")  # trained on the GPU when there is one
+            train_vae(model, vae_loss, train.to(device or "cpu"), epochs, lr=lr, batch_size=batch_size, beta=beta,
+                      seed=seed, desc=f"{dname}, {vname}")
+            model = model.cpu().eval()
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 mse = F.mse_loss(model.decode(model.encode(test)[0]), test).item()  # decode mu
