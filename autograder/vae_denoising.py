@@ -93,7 +93,7 @@ def inputs_vae_loss(seed: int) -> dict:
     cases = [_loss_case(g, 5, (1, 28, 28), 4), _loss_case(g, 3, (1, 28, 28), 2),  # main: digits
              _loss_case(g, 1, (1, 28, 28), 3), _loss_case(g, 4, (3, 8, 8), 6)]  # one image; colour images
     return {"seed": seed, "cases": cases, "main": [0, 1], "other_shapes": [2, 3],
-            "beta_cases": [[0, 0.5], [1, 2.0], [3, 0.0]], "grad_case": 1}
+            "beta_cases": [[0, 0.5], [1, 2.0], [2, 0.0]], "grad_case": 1}
 
 
 PROBE_MODULE = "course_utils.probes.vae_denoising"

@@ -857,3 +857,16 @@ def test_visible_checks_pass_every_correct_solution_and_catch_what_they_can():
     assert not wrong, f"visible checks fail correct solutions: {wrong}"
     missed = {c[1] for c in VD_MISTAKES if _visible_verdict(c[0], c[2]) is None}
     assert missed <= set(VISIBLE_MISSES), f"missed, not declared: {missed - set(VISIBLE_MISSES)}"
+
+
+def test_a_loss_written_for_digits_only_keeps_the_checks_of_the_digits():
+    """vae_loss hard-wired to 784 pixels (x.view(-1, 784)) breaks on colour images, which the text allows: it loses
+    that check, and the unit's second half, with the error named, but keeps the value checks on digits."""
+    def loss_784(recon, x, mu, logvar, beta=1.0):
+        bce = F.binary_cross_entropy(recon.view(-1, 784), x.view(-1, 784), reduction="sum")
+        return (bce - beta * 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())) / x.shape[0]
+
+    unit, results = _grade("test_vae_loss", {"vae_loss": loss_784}, 0)
+    failed = {r.name: r.message for r in results if not r.passed}
+    assert set(failed) == {vd.VAELossChecks.SHAPES, unit.whole_check}, failed
+    assert "raised an error" in failed[vd.VAELossChecks.SHAPES] and "(4, 3, 8, 8)" in failed[vd.VAELossChecks.SHAPES]

@@ -73,10 +73,12 @@ class VAELossChecks(CheckNames):
 def judge_vae_loss(obs: dict, inputs: dict) -> list:
     cases = inputs["cases"]
     values = tensor_list(obs.get("default"), "the losses")
-    scalar = obs.get("scalar") or []
-    results = [check(VAELossChecks.SCALAR, 0.15, len(scalar) == len(cases) and all(scalar),
+    errors = obs.get("errors") or {}
+    scalar = [ok or str(i) in errors for i, ok in enumerate(obs.get("scalar") or [])]  # an error is named elsewhere
+    results = [check(VAELossChecks.SCALAR, 0.15, len(scalar) == len(cases) and all(scalar) and len(errors) < len(cases),
                      expected="a 0-d tensor (one number) for every batch",
-                     obtained=f"{sum(1 for s in scalar if not s)} of {len(cases)} results were not 0-d tensors",
+                     obtained=f"{sum(1 for s in scalar if not s)} of {len(cases)} results were not 0-d tensors"
+                     + (f" ({next(iter(errors.values()))})" if errors else ""),
                      hint="Reduce to one number; do not call .item() (the loss must carry gradients).")]
 
     def compare(indices, betas):
@@ -84,6 +86,9 @@ def judge_vae_loss(obs: dict, inputs: dict) -> list:
             got = values[i] if beta is None else obs_beta[(i, beta)]
             beta = 1.0 if beta is None else beta
             want = negative_elbo(*cases[i], beta=beta)
+            error = errors.get(str(int(i)))
+            if error:
+                return f"{error} (expected {want:.4f})"
             if got.numel() != 1:
                 return f"a tensor of shape {fmt_shape(got.shape)}, not one number (expected {want:.4f})"
             if not close(float(got.reshape(-1)[0]), want, TOL):

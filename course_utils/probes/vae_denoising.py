@@ -181,16 +181,25 @@ def probe_vae(objects: dict, inputs: dict) -> dict:
 def probe_vae_loss(objects: dict, inputs: dict) -> dict:
     """The loss of every grader case (default beta), with the betas the grader names, and its gradients."""
     vae_loss = objects["vae_loss"]
-    out = {"default": [], "scalar": [], "betas": []}
-    for recon, x, mu, logvar in inputs["cases"]:
-        value = vae_loss(recon.clone(), x.clone(), mu.clone(), logvar.clone())
-        out["scalar"].append(bool(torch.is_tensor(value) and value.ndim == 0))
+    out = {"default": [], "scalar": [], "betas": [], "errors": {}}
+
+    def call(i, **kwargs):
+        """The loss of case ``i`` (NaN, with the error kept, when the student's code raises on it)."""
+        recon, x, mu, logvar = (t.clone() for t in inputs["cases"][int(i)])
+        try:
+            value = vae_loss(recon, x, mu, logvar, **kwargs)
+        except Exception as exc:
+            out["errors"].setdefault(str(int(i)), _error(exc, f"vae_loss on images of shape {tuple(x.shape)}"))
+            return None, torch.tensor(float("nan"))
         t = _tensor(value)
-        out["default"].append(t if t is not None else torch.tensor(float("nan")))
+        return value, (t if t is not None else torch.tensor(float("nan")))
+
+    for i in range(len(inputs["cases"])):
+        value, t = call(i)
+        out["scalar"].append(bool(torch.is_tensor(value) and value.ndim == 0))
+        out["default"].append(t)
     for i, beta in inputs["beta_cases"]:
-        recon, x, mu, logvar = inputs["cases"][int(i)]
-        t = _tensor(vae_loss(recon.clone(), x.clone(), mu.clone(), logvar.clone(), beta=float(beta)))
-        out["betas"].append(t if t is not None else torch.tensor(float("nan")))
+        out["betas"].append(call(i, beta=float(beta))[1])
     try:
         recon, x, mu, logvar = (t.clone() for t in inputs["cases"][int(inputs["grad_case"])])
         for t in (recon, mu, logvar):
