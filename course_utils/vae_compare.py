@@ -128,7 +128,7 @@ def transfer_accuracy(encode: Callable, train: tuple, test: tuple, epochs: int, 
 
 # ---- Optuna ----------------------------------------------------------------------------------------------------
 
-def optuna_search(make_model: Callable, train, val, trials: int, epochs: int, full_ranges: bool = True,
+def optuna_search(make_model: Callable, train, val, trials: int, epochs: int,
                   seed: int = 0):
     """An Optuna study of the autoencoder (clean -> clean, validation MSE): latent size, optimiser, learning rate and
     batch size in the report's ranges (latent 2-50, Adam or SGD, lr 1e-5..1e-2 log-uniform, batch 64 / 128 / 256);
