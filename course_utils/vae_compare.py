@@ -135,7 +135,7 @@ def optuna_search(make_model: Callable, train, val, trials: int, epochs: int,
     a median pruner stops trials that trail the others after an epoch. Returns the study."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failing trial raises in the cell, not a logged traceback
 
     bar = progress(total=trials, desc="Optuna trials", unit="trial")
 
