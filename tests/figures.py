@@ -31,6 +31,11 @@ def measured_figures(pset_id: str, printed: dict, minutes: float) -> dict:
         found[f"negative ELBO, latent {latent}"] = float(elbo)
     for test in re.findall(r"Transfer \(frozen encoder.*test accuracy ([\d.]+)%", text):
         found["transfer test accuracy"] = float(test)
+    for mse in re.findall(r"Autoencoder test MSE: ([\d.]+)", text):
+        found["autoencoder test MSE"] = float(mse)
+    for data, per_value in re.findall(r"^(digits|colour)\s+latent 16\s+[\d.]+\s+[\d.]+\s+-?\d+%\s+[\d.]+\s+([\d.]+)\s*$",
+                                      text, flags=re.M):  # vae_denoising's comparison table
+        found[f"{data} negative ELBO per value"] = float(per_value)
     return found
 
 
