@@ -35,10 +35,11 @@ def find_repo(explicit=None, start=None) -> Path:
             return folder
     raise RepoNotFound(f"no course repository in {here} or above it (a folder with nbgrader_config.py and source/): "
                        f"run the command inside your course repository, or pass --repo DIR")
-PROBLEM_SETS = ("autoencoder_probing", "simple_clip", "contrastive_shapes", "vae_denoising")
+PROBLEM_SETS = ("autoencoder_probing", "simple_clip", "contrastive_shapes", "vae_denoising", "simclr")
 # Extras of the course wheel (pyproject's [project.optional-dependencies]) each notebook needs beyond the wheel's
 # own requirements: its setup cell installs `course-utils[<extras>]`, and the student wheel declares them.
-WHEEL_EXTRAS = {"simple_clip": ("clip",), "contrastive_shapes": ("contrastive",), "vae_denoising": ("vae",)}
+WHEEL_EXTRAS = {"simple_clip": ("clip",), "contrastive_shapes": ("contrastive",), "vae_denoising": ("vae",),
+               "simclr": ("simclr",)}
 
 
 def wheel_extras(pset_id: str) -> tuple:
