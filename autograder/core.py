@@ -338,7 +338,8 @@ def check(name: str, points: float, ok: bool, expected: str = "", obtained: str 
     """Build a CheckResult whose failure message says what was expected and what was obtained."""
     if ok:
         return CheckResult(name, points, True, "passed")
-    msg = f"expected {expected}, obtained {obtained}." if expected else obtained
+    # One full stop at the end, whether or not the judge's text brought its own.
+    msg = f"expected {expected}, obtained {obtained.rstrip().rstrip('.')}." if expected else obtained
     if hint:
         msg += f" {hint}"
     return CheckResult(name, points, False, msg)

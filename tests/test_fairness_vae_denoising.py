@@ -150,6 +150,17 @@ def noise_float64(images, kind):
     return y.clamp(0, 1).to(images.dtype)
 
 
+class UnknownNoiseError(ValueError):
+    """A student's own exception class: "raises a ValueError (or a subclass of it)"."""
+
+
+def noise_own_error(images, kind):
+    """Dispatch through a dict of lambdas; an unknown kind raises a subclass of ValueError."""
+    if kind not in _NOISES:
+        raise UnknownNoiseError(f"unknown noise kind {kind!r}")
+    return noise_dict_dispatch(images, kind)
+
+
 # add_noise: the classic mistakes
 
 def _noise(gaussian=None, salt_pepper=None, speckle=None, clip=True, unknown_ok=False):
@@ -691,6 +702,8 @@ def _loss(recon_term="bce", pixel="sum", kl_sign=-0.5, kl_var=lambda lv: lv.exp(
             rec = F.mse_loss(recon, x, reduction="sum")
         if pixel == "mean":
             rec = rec / x[0].numel()
+        elif pixel == "mean-of-all":  # F.binary_cross_entropy(recon, x) with its default reduction, then / B below
+            rec = rec / x.numel()
         terms = 1 + logvar - mu.pow(2) - kl_var(logvar)
         kl = kl_sign * (terms.sum() if kl_latent == "sum" else terms.mean(dim=1).sum())
         beta_kl, beta_rec = (beta, 1.0) if beta_on == "kl" else (1.0, beta) if beta_on == "rec" else (1.0, 1.0)
@@ -712,7 +725,7 @@ VD_CORRECT = [
         ("noise-where", noise_where), ("noise-normal-one-uniform", noise_normal), ("noise-bernoulli", noise_bernoulli),
         ("noise-dict-dispatch", noise_dict_dispatch), ("noise-randint-minmax", noise_randint),
         ("noise-inplace-on-clone", noise_inplace_on_clone), ("noise-match-round", noise_match),
-        ("noise-float64", noise_float64))],
+        ("noise-float64", noise_float64), ("noise-own-valueerror-subclass", noise_own_error))],
     *[("test_denoising_autoencoder", name, {"DenoisingAutoencoder": cls}) for name, cls in (
         ("dae-sequential", DAESequential), ("dae-inplace-relu", DAEInplace), ("dae-decoder-first-view", DAEDecoderFirst),
         ("dae-two-classes-modulelists", DAETwoClasses), ("dae-ordereddict", DAEOrderedDict),
@@ -767,6 +780,8 @@ VD_MISTAKES = [
     ("test_vae", "vae-one-head", {"VAE": VAEOneHead}, ["(mu, logvar) differ"]),
     ("test_vae_loss", "loss-kl-wrong-sign", {"vae_loss": _loss(kl_sign=0.5)}, ["wrong sign"]),
     ("test_vae_loss", "loss-mean-over-pixels", {"vae_loss": _loss(pixel="mean")}, ["mean over the pixels"]),
+    ("test_vae_loss", "loss-default-reduction-then-batch", {"vae_loss": _loss(pixel="mean-of-all")},
+     ["mean over the pixels"]),
     ("test_vae_loss", "loss-summed-over-batch", {"vae_loss": _loss(batch="sum")}, ["summed over the batch, not averaged"]),
     ("test_vae_loss", "loss-kl-summed-over-batch", {"vae_loss": _loss(kl_batch="sum")},
      ["kl term is summed over the batch"]),

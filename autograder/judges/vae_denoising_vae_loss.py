@@ -37,6 +37,8 @@ def _variants(recon, x, mu, logvar, beta) -> dict:
             (bce_sum - beta * kl) / b,
         "you take the mean over the pixels instead of the sum (F.binary_cross_entropy(..., reduction='sum'))":
             F.binary_cross_entropy(recon, x) + beta * kl / b,
+        "you take the mean over the pixels instead of the sum (F.binary_cross_entropy(..., reduction='sum')), "
+        "then divide by the batch size": (F.binary_cross_entropy(recon, x) + beta * kl) / b,
         "the loss is summed over the batch, not averaged (divide by the batch size)": bce_sum + beta * kl,
         "the KL term is summed over the batch while the reconstruction term is averaged": bce_sum / b + beta * kl,
         "you use the squared error instead of the binary cross-entropy": (F.mse_loss(recon, x, reduction="sum") + beta * kl) / b,

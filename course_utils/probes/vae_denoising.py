@@ -68,8 +68,8 @@ def probe_add_noise(objects: dict, inputs: dict) -> dict:
     try:
         add_noise(inputs["constant"][0][:2].clone(), "blur")
         out["unknown_kind"] = ""
-    except Exception as exc:
-        out["unknown_kind"] = type(exc).__name__
+    except Exception as exc:  # a subclass of ValueError is a ValueError
+        out["unknown_kind"] = "ValueError" if isinstance(exc, ValueError) else type(exc).__name__
     return out
 
 
