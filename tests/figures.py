@@ -36,6 +36,9 @@ def measured_figures(pset_id: str, printed: dict, minutes: float) -> dict:
     for data, per_value in re.findall(r"^(digits|colour)\s+latent 16\s+[\d.]+\s+[\d.]+\s+-?\d+%\s+[\d.]+\s+([\d.]+)\s*$",
                                       text, flags=re.M):  # vae_denoising's comparison table
         found[f"{data} negative ELBO per value"] = float(per_value)
+    for method, accuracy in re.findall(r"^(supervised baseline|random-encoder probe|SimCLR linear probe|SimCLR "
+                                       r"fine-tuned)\s+([\d.]+)%", text, flags=re.M):  # simclr's metric table
+        found[f"{method} accuracy"] = float(accuracy)
     return found
 
 
