@@ -51,14 +51,17 @@ def inputs_nt_xent_loss(seed: int) -> dict:
             "ops_small": _pair(g, 4, 8), "ops_large": _pair(g, 64, 8)}
 
 
-def random_weights(width: int, pdim: int, seed: int) -> list:
+def random_weights(width: int, pdim: int, seed: int) -> dict:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed) + 7919)
         model = SimCLR(width, pdim)
         for p in model.parameters():  # biases away from 0, so that a missing or extra layer shows
             if p.ndim == 1:
                 p.data.uniform_(-0.2, 0.2)
-        return [[p.detach().clone() for p in group] for group in weight_groups(model)]
+        # per part: the encoder's and the head's Linear(width, width) have the same shape, and the text allows
+        # declaring the two parts in either order, so each part receives its own layers
+        return {part: [[p.detach().clone() for p in group] for group in weight_groups(getattr(model, part))]
+                for part in ("encoder", "projection_head")}
 
 
 def inputs_simclr(seed: int) -> dict:

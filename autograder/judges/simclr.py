@@ -239,11 +239,11 @@ class SimCLRChecks(CheckNames):
     SIZES = "SimCLR works for 64x64 and 96x96 images"
 
 
-def _reference(width: int, projection_dim: int, weights: list) -> SimCLR:
-    from course_utils.probes.common import load_by_shape
+def _reference(width: int, projection_dim: int, weights: dict) -> SimCLR:
+    from course_utils.probes.simclr import load_parts
 
     model = SimCLR(width, projection_dim).eval()
-    load_by_shape(model, weights)
+    load_parts(model, weights)
     return model
 
 

@@ -124,6 +124,17 @@ def probe_nt_xent_loss(objects: dict, inputs: dict) -> dict:
     return out
 
 
+def load_parts(model: nn.Module, weights) -> bool:
+    """The grader's weights of each part ({"encoder": layers, "projection_head": layers}) into that attribute of
+    ``model``, matched by shape within the part; False when a part is missing or its shapes differ."""
+    if not isinstance(weights, dict):
+        return False
+    parts = [getattr(model, name, None) for name in weights]
+    if not all(isinstance(part, nn.Module) for part in parts):
+        return False
+    return all([load_by_shape(part, weights[name]) for part, name in zip(parts, weights)])
+
+
 def probe_simclr(objects: dict, inputs: dict) -> dict:
     """For each size: parameter shapes; with the grader's weights loaded (by shape) encoder features (64x64 and
     96x96), the head on the features, forward on a pair of batches."""
@@ -142,7 +153,7 @@ def probe_simclr(objects: dict, inputs: dict) -> dict:
             continue
         params = list(model.parameters())
         seen = {"shapes": [list(p.shape) for p in params], "sizes_n": [p.numel() for p in params],
-                "loaded": load_by_shape(model, weights)}
+                "loaded": load_parts(model, weights)}
         steps = (("features", lambda: model.encoder(x64.clone())), ("features96", lambda: model.encoder(x96.clone())))
         for name, fn in steps:
             try:
