@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from autograder.batch import grade_class
-    from autograder.grader import _LEARNED_PRELOAD, GradeOptions
+    from autograder.grader import GradeOptions
     from autograder.problem_sets import get_problem_set
 
     psets = args.psets or available_psets()
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
             full = sum(1 for r in report.results.values() if r.score == r.max_score)
             sample = next(iter(sorted((root / "submitted").glob(f"*/{pset}/*.ipynb"))))
             profile = profile_one(pset, sample)  # also learns which heavy libraries the notebook ends up importing
-            heavy = list(_LEARNED_PRELOAD.get(pset, ()))
+            heavy = list(get_problem_set(pset).preload)
             modules += [f"import {m}" for m in heavy]
             floor = measure_floor(modules, zygote=False)
             forked = measure_floor(modules, zygote=True, preload=heavy)

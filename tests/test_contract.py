@@ -128,3 +128,25 @@ def test_no_module_of_the_two_packages_passes_about_400_lines():
             for path in (ROOT / package).rglob("*.py")
             if (n := len(path.read_text().splitlines())) > 420}
     assert long == {}, f"modules over ~400 lines: {long}"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py")))
+def test_every_benchmark_script_compiles_and_names_only_what_exists(script):
+    """The benchmarks are run by hand (make benchmarks), not by the suite: at least the names they import from the
+    kit must exist (a renamed helper would otherwise break a benchmark unnoticed)."""
+    tree = ast.parse((ROOT / "benchmarks" / script).read_text())
+    missing = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("autograder", "course_utils"):
+            module = importlib.import_module(node.module)
+            missing += [f"{node.module}.{a.name}" for a in node.names
+                        if not hasattr(module, a.name) and not _is_module(f"{node.module}.{a.name}")]
+    assert missing == [], f"{script} imports names that do not exist: {missing}"
+
+
+def _is_module(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
