@@ -1,6 +1,8 @@
 """Helpers shared by the kernel-side probes (no solution, no verdict)."""
 from __future__ import annotations
 
+import traceback
+
 import torch
 from torch import nn
 
@@ -53,3 +55,35 @@ def load_by_shape(module: nn.Module, weights) -> bool:
             for p, v in zip(group, values):
                 p.copy_(v.to(p.dtype))
     return True
+
+
+# ---- what a probe returns about a student's value ---------------------------------------------
+
+def error_text(exc: BaseException, what: str) -> str:
+    """``what`` raised ``exc``: one line for the judge's message (the exception's last line, no traceback)."""
+    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return f"{what} raised an error when the grader ran it: {last}"
+
+
+def parameters_of(module: nn.Module) -> list:
+    """The module's parameters, detached CPU copies, in registration order."""
+    return [p.detach().cpu().clone() for p in module.parameters()]
+
+
+def as_tensor(value):
+    """A student's return value as a detached CPU float tensor (a number becomes a 0-d tensor); None if neither."""
+    if torch.is_tensor(value):
+        return value.detach().cpu().float()
+    try:
+        return torch.tensor(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def describe_value(value) -> str:
+    """What a value is, in words: "a tensor of shape (4, 2)", "a tuple of 3 items", "a float"."""
+    if torch.is_tensor(value):
+        return "a tensor of shape (" + ", ".join(str(int(s)) for s in value.shape) + ")"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"

@@ -8,34 +8,14 @@ where they come from, on which a crop shows its position and size.
 """
 from __future__ import annotations
 
-import traceback
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .common import load_by_shape
+from .common import load_by_shape, as_tensor as _tensor, error_text as _error, parameters_of as _params
 
 MAX_ITEMS = 1000  # items of a returned list kept
-
-
-def _error(exc: BaseException, what: str) -> str:
-    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return f"{what} raised an error when the grader ran it: {last}"
-
-
-def _params(module: nn.Module) -> list:
-    return [p.detach().cpu().clone() for p in module.parameters()]
-
-
-def _tensor(value):
-    """A student's return value as a detached CPU float tensor (a number becomes a 0-d tensor); None if neither."""
-    if torch.is_tensor(value):
-        return value.detach().cpu().float()
-    try:
-        return torch.tensor(float(value))
-    except (TypeError, ValueError):
-        return None
 
 
 class _CallCounter(TorchFunctionMode):

@@ -8,35 +8,12 @@ small and a large batch, tells a vectorised function from a Python loop over the
 """
 from __future__ import annotations
 
-import traceback
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .common import load_by_shape
-
-
-def _error(exc: BaseException, what: str) -> str:
-    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return f"{what} raised an error when the grader ran it: {last}"
-
-
-def _tensor(value):
-    if torch.is_tensor(value):
-        return value.detach().cpu().float()
-    try:
-        return torch.tensor(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _kind(value) -> str:
-    if torch.is_tensor(value):
-        return "a tensor of shape (" + ", ".join(str(int(s)) for s in value.shape) + ")"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
+from .common import load_by_shape, as_tensor as _tensor, describe_value as _kind, error_text as _error
 
 
 class _CountOps(TorchDispatchMode):

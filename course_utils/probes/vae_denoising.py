@@ -7,41 +7,14 @@ process. Random functions (``add_noise``, ``reparameterize``) are observed on ma
 """
 from __future__ import annotations
 
-import traceback
 
 import torch
 from torch import nn
 
-from .common import load_by_shape
+from .common import (load_by_shape, as_tensor as _tensor, describe_value as _kind, error_text as _error,
+                    parameters_of as _params)
 
 NOISE_KINDS = ("gaussian", "salt_pepper", "speckle")
-
-
-def _error(exc: BaseException, what: str) -> str:
-    last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    return f"{what} raised an error when the grader ran it: {last}"
-
-
-def _params(module: nn.Module) -> list:
-    return [p.detach().cpu().clone() for p in module.parameters()]
-
-
-def _tensor(value):
-    """A returned value as a detached CPU float tensor (a number becomes a 0-d tensor); None if neither."""
-    if torch.is_tensor(value):
-        return value.detach().cpu().float()
-    try:
-        return torch.tensor(float(value))
-    except (TypeError, ValueError):
-        return None
-
-
-def _kind(value) -> str:
-    if torch.is_tensor(value):
-        return "a tensor of shape (" + ", ".join(str(int(s)) for s in value.shape) + ")"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
 
 
 def probe_add_noise(objects: dict, inputs: dict) -> dict:
