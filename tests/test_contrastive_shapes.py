@@ -6,6 +6,8 @@ import inspect
 import math
 
 import matplotlib
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -491,9 +493,8 @@ def test_maps_and_figures_draw(tmp_path):
 # ---- the release and the real grader -------------------------------------------------------------------------
 
 def test_released_notebook_holds_no_solution_and_no_hidden_test():
-    from autograder.problem_sets import REPO_ROOT
-
-    release = (REPO_ROOT / "assignments" / "contrastive_shapes" / "contrastive_shapes.ipynb").read_text()
+    # This checkout's release (autograder.problem_sets.REPO_ROOT may point at a test's course copy meanwhile).
+    release = (Path(__file__).resolve().parent.parent / "assignments" / "contrastive_shapes" / "contrastive_shapes.ipynb").read_text()
     for leak in ("BEGIN SOLUTION", "HIDDEN TESTS", "autograder.contrastive_shapes", "theta[:, 1, 1] = side",
                  "similarity[query_index] = float", "d_positive - d_negative + margin", "self.encoder = nn.Sequential"):
         assert leak not in release, leak
