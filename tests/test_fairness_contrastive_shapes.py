@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from autograder import contrastive_shapes as cs
-from autograder.core import run_unit
+from units import full_marks_problems, mistake_problems
 from course_utils.contrastive import hue_colours
 
 SEEDS = (11, 20261123, 987654321)
@@ -726,37 +726,15 @@ CS_MISTAKES = [
 ]
 
 
-def _grade(grade_id, objects, seed):
-    unit = cs.PROBLEM_SET.unit(grade_id)
-    return unit, run_unit(unit, dict(objects), seed=seed)
-
-
-def _report(results) -> str:
-    return "\n".join(f"  [{'ok' if r.passed else 'FAIL'}] {r.name} ({r.points:g}/{r.max_points:g}): {r.message}"
-                     for r in results)
-
-
 @pytest.mark.parametrize("grade_id,case_id,objects", [pytest.param(*c, id=c[1]) for c in CS_CORRECT])
 def test_correct_solution_gets_full_marks(grade_id, case_id, objects):
-    for seed in SEEDS:
-        unit, results = _grade(grade_id, objects, seed)
-        points = sum(r.points for r in results)
-        assert points == pytest.approx(unit.points), (
-            f"a correct solution lost points on {grade_id} (seed {seed}): {points:g}\n" + _report(results))
+    problems = full_marks_problems(cs.PROBLEM_SET, grade_id, objects, SEEDS)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("grade_id,case_id,objects,keywords", [pytest.param(*c, id=c[1]) for c in CS_MISTAKES])
 def test_classic_mistake_loses_half_its_unit_with_a_message_that_names_it(grade_id, case_id, objects, keywords):
-    problems = []
-    for seed in SEEDS:
-        unit, results = _grade(grade_id, objects, seed)
-        points = sum(r.points for r in results)
-        detail = f"{grade_id} (seed {seed}): {points:g} / {unit.points:g}\n" + _report(results)
-        if points > unit.points / 2 + 1e-9:
-            problems.append("kept over half of " + detail)
-        messages = " ".join(r.message for r in results if not r.passed).lower()
-        if not any(k.lower() in messages for k in keywords):
-            problems.append(f"no failing check's message names the problem (none of {keywords}) on " + detail)
+    problems = mistake_problems(cs.PROBLEM_SET, grade_id, objects, keywords, SEEDS)
     assert not problems, "\n".join(problems)
 
 
