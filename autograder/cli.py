@@ -36,11 +36,17 @@ COMMANDS = {
 
 # Commands that read or write the course repository (the current folder's, or --repo DIR).
 REPO_COMMANDS = ("demo", "release", "check-release", "configure", "student-bundle", "gradescope-bundle")
+# Commands that use the course repository when there is one (grade: nbgrader's course id and source notebooks for
+# --gradebook) and work without one (grading on a server that holds only the installed kit).
+OPTIONAL_REPO_COMMANDS = ("grade",)
+REPO_HELP = ("course repository to work on (default: the current folder or one above it, or $COURSE_KIT_REPO); "
+             "the command prints which one it uses")
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="course-kit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="course-kit", description=__doc__.splitlines()[0],
+                                     epilog=f"--repo DIR (any command): {REPO_HELP}.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_module, _add, _run, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -60,13 +66,21 @@ def main(argv=None) -> int:
             return 2
         repo = argv[i + 1]
         del argv[i:i + 2]
-    if name in REPO_COMMANDS or repo:
-        from . import problem_sets
+    from . import problem_sets
 
+    before = problem_sets.REPO_ROOT
+    try:
+        return _run_command(name, argv, repo, problem_sets)
+    finally:  # in-process callers (tests, notebooks) keep the repository they had
+        problem_sets.REPO_ROOT = before
+
+
+def _run_command(name: str, argv: list, repo, problem_sets) -> int:
+    if name in REPO_COMMANDS + OPTIONAL_REPO_COMMANDS or repo:
         try:
             problem_sets.REPO_ROOT = problem_sets.find_repo(repo)  # before the command's module reads it
         except problem_sets.RepoNotFound as exc:
-            if name in REPO_COMMANDS:
+            if name in REPO_COMMANDS or repo:  # an explicit --repo that is not a course repository is an error
                 print(f"course-kit {name}: {exc}", file=sys.stderr)
                 return 2
         else:
@@ -76,6 +90,8 @@ def main(argv=None) -> int:
     cmd_parser = argparse.ArgumentParser(prog=f"course-kit {name}", description=help_text)
     add, run = getattr(module, add_name), getattr(module, run_name)
     add(cmd_parser)
+    if name in REPO_COMMANDS + OPTIONAL_REPO_COMMANDS:  # taken out of argv above; listed here for --help
+        cmd_parser.add_argument("--repo", metavar="DIR", help=REPO_HELP)
     args = cmd_parser.parse_args(argv[1:])
     return int(run(args) or 0)
 

@@ -22,7 +22,7 @@ import nbformat
 
 from .course_config import ConfigError, colab_badge_markdown, load_config, setup_cell_source
 from .notebooks import nbgrader_meta
-from .problem_sets import REPO_ROOT, get_problem_set, wheel_extras
+from .problem_sets import get_problem_set, repo_root, wheel_extras
 
 ALLOW_PLACEHOLDERS_ENV = "COURSE_KIT_ALLOW_PLACEHOLDERS"  # =1: release with placeholders (a local try-out)
 # <org>, <repo>, <your-org>...; TODO / CHANGEME; your-org / your_repo
@@ -134,8 +134,9 @@ def readme_block(config, root: Path) -> str:
     return "\n".join(lines)
 
 
-def configure(root: Path = REPO_ROOT, config=None, write: bool = True) -> list:
+def configure(root: Path | None = None, config=None, write: bool = True) -> list:
     """Bring notebooks and README in line with the configuration; returns what was (or would be) changed."""
+    root = repo_root(root)
     root = Path(root)
     config = config or load_config(root / "course_config.toml")
     changed = []

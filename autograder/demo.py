@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from .problem_sets import REPO_ROOT, get_problem_set
+from . import problem_sets
+from .problem_sets import get_problem_set
 
 # Cells whose printed output summarises a solution run (shown by the demo), by problem set.
 SUMMARY_CELLS = {"autoencoder_probing": ("run_probes",), "simple_clip": ("linear_probe", "retrieval_recall")}
@@ -134,7 +135,7 @@ def print_table(results: list) -> None:
 def run_demo(args) -> int:
     from .release import available_psets, build_release, check_drift, make_sample_submissions
 
-    root = REPO_ROOT
+    root = problem_sets.REPO_ROOT
     course = Path(args.out).resolve()
     psets = args.pset or available_psets(root)
     t0 = time.monotonic()
@@ -185,7 +186,8 @@ def run_demo(args) -> int:
 
 def add_arguments_demo(parser) -> None:
     parser.add_argument("--pset", action="append", help="problem set id (default: every one in source/)")
-    parser.add_argument("--out", default=str(REPO_ROOT / "course"), help="working folder (default: course/)")
+    parser.add_argument("--out", default=str(problem_sets.REPO_ROOT / "course"),
+                        help="working folder (default: course/ in the course repository)")
     parser.add_argument("--skip-execute", action="store_true", help="do not execute the solution notebooks")
     parser.add_argument("--skip-drift-check", action="store_true", help="do not compare with the committed release")
 
@@ -200,7 +202,6 @@ def add_arguments_release(parser) -> None:
 
 
 def run_release(args) -> int:
-    from . import problem_sets
     from .configure import placeholder_problem
     from .release import ReleaseError, build_release
 
@@ -209,7 +210,7 @@ def run_release(args) -> int:
         print(problem, file=sys.stderr)
         return 1
     try:
-        built = build_release(REPO_ROOT, args.pset or None, gradebook=not args.no_gradebook)
+        built = build_release(problem_sets.REPO_ROOT, args.pset or None, gradebook=not args.no_gradebook)
     except (ReleaseError, KeyError) as exc:
         print(f"course-kit release: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         print("assignments/ and solutions/ were left as they were." + (
@@ -218,7 +219,8 @@ def run_release(args) -> int:
             file=sys.stderr)
         return 1
     for pset, (rel, sol) in built.items():
-        _say(f"{pset}: {rel.relative_to(REPO_ROOT)}, {sol.relative_to(REPO_ROOT)}")
+        root = problem_sets.REPO_ROOT
+        _say(f"{pset}: {rel.relative_to(root)}, {sol.relative_to(root)}")
     if not args.no_gradebook:
         _say("recorded in nbgrader's gradebook (course/gradebook.db), as `nbgrader generate_assignment` does")
     return 0
@@ -231,7 +233,7 @@ def add_arguments_check_release(parser) -> None:
 def run_check_release(args) -> int:
     from .release import check_drift
 
-    problems = check_drift(REPO_ROOT, args.pset or None)
+    problems = check_drift(problem_sets.REPO_ROOT, args.pset or None)
     for p in problems:
         _say(p)
     _say("release is up to date" if not problems else f"{len(problems)} problem(s)")

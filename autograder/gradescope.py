@@ -45,7 +45,7 @@ import zipfile
 from pathlib import Path
 
 from .fileio import write_atomic
-from .problem_sets import REPO_ROOT
+from .problem_sets import repo_root
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 PACKAGES = ("autograder", "course_utils")
@@ -170,9 +170,10 @@ def _add_file(zf: zipfile.ZipFile, arcname: str, data: bytes, executable: bool =
     zf.writestr(info, data)
 
 
-def build_bundle(pset_id: str, out=None, root: Path = REPO_ROOT, visibility: str = "visible",
+def build_bundle(pset_id: str, out=None, root: Path | None = None, visibility: str = "visible",
                  sandbox: bool = True) -> Path:
     """Write the Gradescope autograder zip for ``pset_id``; returns its path."""
+    root = repo_root(root)
     from .problem_sets import get_problem_set
 
     get_problem_set(pset_id)  # unknown ids fail here, not on Gradescope

@@ -13,6 +13,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_REPO = "COURSE_KIT_REPO"
 
 
+def repo_root(root=None) -> Path:
+    """``root``, or the course repository the command works on (:data:`REPO_ROOT`, read when called: the
+    current folder's or ``--repo``, set by :mod:`autograder.cli`; a default bound at import would keep the
+    folder the kit was installed from)."""
+    return Path(root) if root is not None else REPO_ROOT
+
+
 class RepoNotFound(RuntimeError):
     """No course repository where a command needs one."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 
 from .notebooks import nbgrader_meta
-from .problem_sets import PROBLEM_SETS, REPO_ROOT, get_problem_set
+from .problem_sets import PROBLEM_SETS, get_problem_set, repo_root
 
 
 class ReleaseError(RuntimeError):
@@ -73,13 +73,14 @@ def _generate(pset: str, root: Path, release_dir: Path, solution_dir: Path, grad
             raise ReleaseError(f"nbgrader could not convert source/{pset}: {type(exc).__name__}: {exc}") from exc
 
 
-def available_psets(root: Path = REPO_ROOT) -> list:
+def available_psets(root: Path | None = None) -> list:
     """Problem sets that have a source notebook in this repository."""
+    root = repo_root(root)
     return [p for p in PROBLEM_SETS if (root / "source" / p).is_dir()
             and (root / "source" / p / get_problem_set(p).notebook).is_file()]
 
 
-def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution_dir=None,
+def build_release(root: Path | None = None, psets=None, release_dir=None, solution_dir=None,
                   gradebook=False) -> dict:
     """Generate the student and solution notebooks; returns {pset: (release path, solution path)}.
 
@@ -88,6 +89,7 @@ def build_release(root: Path = REPO_ROOT, psets=None, release_dir=None, solution
     ``gradebook``: also record the problem sets in nbgrader's gradebook (``True``: ``nbgrader_config.py``'s
     db_url; a string: that database URL).
     """
+    root = repo_root(root)
     root = Path(root)
     psets = list(psets or available_psets(root))
     release_dir = Path(release_dir or root / "assignments").resolve()
@@ -130,8 +132,9 @@ def _canonical(path: Path) -> str:
     return json.dumps(nb, sort_keys=True, indent=1)
 
 
-def check_drift(root: Path = REPO_ROOT, psets=None) -> list:
+def check_drift(root: Path | None = None, psets=None) -> list:
     """Differences between the committed ``assignments/`` + ``solutions/`` and a fresh build."""
+    root = repo_root(root)
     root = Path(root)
     problems = []
     with tempfile.TemporaryDirectory(prefix="release_") as tmp:
@@ -183,12 +186,13 @@ def _ensure_newline(code: str) -> str:
     return code if code.endswith("\n") else code + "\n"
 
 
-def make_sample_submissions(pset_id: str, out_dir, root: Path = REPO_ROOT) -> dict:
+def make_sample_submissions(pset_id: str, out_dir, root: Path | None = None) -> dict:
     """Write the problem set's sample submissions in nbgrader's ``submitted/<student>/<id>/`` layout.
 
     ``solution``: the release with the solutions filled in (full marks); ``untouched``: the release as
     it is (0); plus the problem set's ``SAMPLE_MUTATIONS`` (partial credit). Returns {student: path}.
     """
+    root = repo_root(root)
     pset = get_problem_set(pset_id)
     module = sys.modules[f"autograder.{pset_id}"]
     release_nb = nbformat.read(str(root / "assignments" / pset_id / pset.notebook), 4)

@@ -3,7 +3,8 @@
 Submissions come in any of these layouts (a folder, or a ``.zip`` of one):
 
 * nbgrader's ``submitted/<student>/<pset>/<notebook>.ipynb`` (the course root, its ``submitted/``
-  folder, or a zip of either);
+  folder, or a zip of either; the course repository itself stands for its ``course/submitted/``, as
+  ``nbgrader_config.py`` sets it);
 * one folder per student, ``<student>/...ipynb`` (any depth; a zip inside, as made by
   ``course_utils.submit``, is opened too);
 * a flat LMS download, one file per student. **Naming rule**: the student is taken from the file
@@ -295,6 +296,14 @@ def discover(pset_id: str, source, work_dir=None, name_regex: str | None = None)
         root = source
     else:
         raise FileNotFoundError(f"{source} is neither a folder nor a zip file of submissions")
+    if (root / "nbgrader_config.py").is_file() and not (root / "submitted").is_dir():
+        # the course repository itself: nbgrader's submissions live in course/submitted (nbgrader_config.py)
+        if not (root / "course" / "submitted").is_dir():
+            raise FileNotFoundError(f"{root} is the course repository and holds no submissions yet: nbgrader's "
+                                    f"go in {root / 'course' / 'submitted'} (`nbgrader collect` or "
+                                    f"`nbgrader zip_collect` put them there); or give the folder or zip of "
+                                    f"submissions itself")
+        root = root / "course"
     if (root / "submitted").is_dir():
         root = root / "submitted"
 

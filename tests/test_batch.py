@@ -35,6 +35,8 @@ FAKE = textwrap.dedent('''
         src = nb["cells"][0]["source"] if nb.get("cells") else ""
         if "DIE" in src:
             os._exit(3)          # kills the worker process, as a hostile notebook could
+        if "BROKEN" in src:      # the grader itself fails (as a kernel that cannot start would)
+            raise RuntimeError("the kernel could not start: no such file /opt/python")
         if "HANG" in src:
             import time
             time.sleep(3600)     # a grader that never returns (a stuck kernel, a stopped process)
@@ -96,6 +98,18 @@ def test_nbgrader_layout_from_course_root(tmp_path):
     (tmp_path / "course" / "submitted" / "alice" / PSET / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text(NOTEBOOK)
     subs = discover(PSET, tmp_path / "course")
     assert [(s.student, s.names, s.notes) for s in subs] == [("alice", [NB], []), ("bob", [NB], [])]
+    # the course repository (nbgrader_config.py sets course/submitted): its submissions, not its own files
+    (tmp_path / "nbgrader_config.py").write_text("")
+    (tmp_path / "Makefile").write_text("")
+    (tmp_path / "source").mkdir()
+    assert [s.student for s in discover(PSET, tmp_path)] == ["alice", "bob"]
+
+
+def test_the_course_repository_without_submissions_is_said(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("")
+    (tmp_path / "source" / PSET).mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="is the course repository and holds no submissions yet"):
+        discover(PSET, tmp_path)
 
 
 def test_lms_zip_with_every_naming_case(tmp_path):
@@ -221,6 +235,39 @@ def test_a_job_past_its_deadline_is_stopped_and_not_scored(tmp_path, fake_grader
     assert list(r.errors) == ["hugo"] and "deadline of 6 s" in r.errors["hugo"]
     assert r.results["hugo"].grader_error
     assert {k: v.score for k, v in r.results.items() if not v.grader_error} == {"alice": 4, "bob": 2}
+
+
+def test_a_batch_whose_first_submissions_all_fail_in_the_grader_stops_and_grades_nobody(tmp_path, fake_grader,
+                                                                                      monkeypatch, capsys):
+    """A grader that cannot work (here: every kernel fails to start) must not grade a class of 0s: the first
+    submissions fail the same way, the batch stops there, nobody gets a score, and the command exits non-zero
+    saying what failed and what to do."""
+    import functools
+
+    from autograder import batch
+
+    fn, log = fake_grader
+    course = _class(tmp_path / "course", {f"s{i}": "BROKEN" for i in range(8)})
+    monkeypatch.setattr(batch, "grade_class", functools.partial(batch.grade_class, grade_fn=fn))
+    rc = cli_main(["grade", PSET, str(course), "--out", str(tmp_path / "out"), "--workers", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "were NOT graded because the grader failed (not the students)" in err
+    assert "the kernel could not start" in err and "The batch stopped early" in err and "run the same command" in err
+    assert len(log.read_text().split()) == 0  # the fake raised before logging: nothing was graded
+    rows = list(csv.DictReader((tmp_path / "out" / "grades.csv").open()))
+    assert all(r["total"] == "" and r["status"] == "grader error" for r in rows)  # no 0 written for anyone
+    results = list((tmp_path / "out" / "results").glob("*.json"))
+    assert len(results) <= 3  # stopped after the first three, the rest never started
+    assert all(json.loads(p.read_text()).get("score") is None for p in results)
+
+
+def test_different_grader_failures_do_not_stop_the_batch(tmp_path, fake_grader):
+    fn, log = fake_grader
+    course = _class(tmp_path / "course", {"a": "BROKEN", "b": "DIE", "c": "score=4", "d": "score=2"})
+    r = grade_class(PSET, course, tmp_path / "out", workers=1, progress=False, grade_fn=fn)
+    assert not r.stopped and sorted(r.errors) == ["a", "b"]
+    assert {k: v.score for k, v in r.results.items() if not v.grader_error} == {"c": 4, "d": 2}
 
 
 def test_cli_grade_command(tmp_path, capsys):
