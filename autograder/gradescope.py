@@ -27,7 +27,10 @@ tests' scores. When the grader itself fails, results.json has no score and says 
 graded and that the instructor must regrade it once the autograder is fixed.
 
 The written report is graded by hand: add it to the Gradescope assignment as a manually graded question
-(1 point) beside the autograder; the output of every submission names it.
+(1 point) beside the autograder; the output of every submission names it. Gradescope reads its outline from
+its web page, not from the zip, so the zip declares the outline in ``gradescope_outline.json`` (autograder
+points, each manual question with its points and notebook cell, the total) with the steps in
+``GRADESCOPE_SETUP.txt``, and ``course-kit gradescope-bundle`` prints the same steps.
 """
 from __future__ import annotations
 
@@ -170,6 +173,33 @@ def _add_file(zf: zipfile.ZipFile, arcname: str, data: bytes, executable: bool =
     zf.writestr(info, data)
 
 
+def outline(pset_id: str) -> dict:
+    """The Gradescope assignment's outline: the autograder's points and the questions graded by hand."""
+    from .problem_sets import get_problem_set
+
+    pset = get_problem_set(pset_id)
+    return {"assignment": pset_id, "autograder_points": pset.auto_points,
+            "manual_questions": [{"title": m.title, "points": m.points, "notebook_cell": m.grade_id}
+                                 for m in pset.manual],
+            "total_points": pset.total_points}
+
+
+def setup_steps(pset_id: str) -> str:
+    """What to do in Gradescope's web pages, in words (the zip's GRADESCOPE_SETUP.txt, printed by the command)."""
+    o = outline(pset_id)
+    lines = [f"Gradescope setup for {pset_id} ({o['total_points']:g} points in all):",
+             "  1. Create a Programming Assignment; upload this zip under Configure Autograder "
+             f"(the autograder gives {o['autograder_points']:g} points).",
+             f"  2. Set the assignment's autograder points to {o['autograder_points']:g}."]
+    if o["manual_questions"]:
+        lines.append("  3. Tick 'Enable manual grading', then in Edit Outline add, beside the autograder:")
+        lines += [f"       - a question '{q['title']}' worth {q['points']:g} point(s) (notebook cell "
+                  f"'{q['notebook_cell']}')" for q in o["manual_questions"]]
+        lines.append(f"     so that the assignment totals {o['total_points']:g} points; students submit the notebook "
+                     "once, and it is graded by the autograder and by hand.")
+    return "\n".join(lines) + "\n"
+
+
 def build_bundle(pset_id: str, out=None, root: Path | None = None, visibility: str = "visible",
                  sandbox: bool = True) -> Path:
     """Write the Gradescope autograder zip for ``pset_id``; returns its path."""
@@ -192,6 +222,8 @@ def build_bundle(pset_id: str, out=None, root: Path | None = None, visibility: s
                       .replace("@SANDBOX_FLAG@", "" if sandbox else "--no-sandbox"))
         _add_file(zf, "run_autograder", run_script.encode(), executable=True)
         _add_file(zf, "requirements-gradescope.txt", GRADESCOPE_REQUIREMENTS.encode())
+        _add_file(zf, "gradescope_outline.json", (json.dumps(outline(pset_id), indent=1) + "\n").encode())
+        _add_file(zf, "GRADESCOPE_SETUP.txt", setup_steps(pset_id).encode())
         _add_file(zf, f"wheels/{wheel_name}", wheel_bytes)
     write_atomic(out, buf.getvalue())
     return out
@@ -230,6 +262,7 @@ def run_gradescope_bundle(args) -> int:
     with zipfile.ZipFile(path) as zf:
         n = len(zf.namelist())
     print(f"wrote {path} ({n} files, {path.stat().st_size / 1e6:.1f} MB): upload it as the assignment's autograder")
+    print(setup_steps(args.pset), end="")
     return 0
 
 

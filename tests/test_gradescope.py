@@ -63,6 +63,32 @@ def test_bundle_has_the_scripts_and_the_packages_and_no_notebooks(bundle):
     assert f"--pset {PSET}" in run and "results.json" in run and "--no-sandbox" not in run
 
 
+def test_bundle_declares_the_report_as_a_question_graded_by_hand(bundle):
+    """Gradescope takes its outline from its web page; the zip declares it, with the steps, and the points add
+    up to the problem set's 5: the autograder's 4 and the report's 1."""
+    from autograder.problem_sets import get_problem_set
+
+    pset = get_problem_set(PSET)
+    with zipfile.ZipFile(bundle) as zf:
+        outline = json.loads(zf.read("gradescope_outline.json"))
+        steps = zf.read("GRADESCOPE_SETUP.txt").decode()
+    assert outline["autograder_points"] == pset.auto_points == 4
+    assert outline["manual_questions"] == [{"title": m.title, "points": m.points, "notebook_cell": m.grade_id}
+                                           for m in pset.manual]
+    assert [q["notebook_cell"] for q in outline["manual_questions"]] == ["report"]
+    assert outline["total_points"] == pset.total_points == 5
+    assert "Enable manual grading" in steps and f"'{pset.manual[0].title}' worth 1 point" in steps
+    assert "autograder points to 4" in steps and "totals 5 points" in steps
+
+
+def test_the_command_prints_the_gradescope_steps(tmp_path, capsys):
+    from autograder.cli import main as cli_main
+
+    assert cli_main(["gradescope-bundle", PSET, "--out", str(tmp_path / "gs.zip")]) == 0
+    out = capsys.readouterr().out
+    assert "upload it as the assignment's autograder" in out and "Enable manual grading" in out
+
+
 def test_unknown_pset_is_refused(tmp_path):
     with pytest.raises(KeyError):
         build_bundle("no_such_pset", tmp_path / "x.zip")
