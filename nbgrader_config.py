@@ -41,14 +41,18 @@ c.GenerateSolution.preprocessors = [IncludeHeaderFooter, LockCells, ClearOutput,
 # nbgrader itself, with the kit's preprocessors (autograder/nbgrader_ext.py explains each):
 # - autograde: a test cell whose hidden tests were removed at release is not "changed" (no checksum
 #   warning for cells the student could not edit; a student's edit of a locked cell is still reported);
-# - feedback: no hidden-test source, no tracebacks, no paths into the instructor's files.
+# - feedback: no hidden-test source, no tracebacks, no paths into the instructor's files;
+# - generate_assignment / generate_solution --force: a failed conversion leaves the committed folders as they were.
 import sys  # noqa: E402
 
 try:
     import autograder.nbgrader_ext  # noqa: F401
 except ImportError:  # nbgrader run from a copy of the course that is not installed
     sys.path.insert(0, ROOT)
-from autograder.nbgrader_ext import CleanFeedback, FeedbackClearHiddenTests, RestoreHiddenTests  # noqa: E402
+from autograder.nbgrader_ext import (CleanFeedback, FeedbackClearHiddenTests, RestoreHiddenTests,  # noqa: E402
+                                     keep_release_on_failure)
+
+keep_release_on_failure()  # generate_assignment --force: a failed conversion puts the committed release back
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import CheckCellMetadata, DeduplicateIds, GetGrades, OverwriteKernelspec  # noqa: E402
 

@@ -17,13 +17,21 @@
     ``GenerateFeedback.preprocessors`` list is the option. nbgrader's own ``ClearHiddenTests`` removes the
     hidden regions of the autograded notebook, and ``CleanFeedback`` replaces every error's traceback by
     its last line and removes paths into the instructor's files from what the cells printed.
+
+:func:`keep_release_on_failure` (``nbgrader generate_assignment`` / ``generate_solution``)
+    With ``--force`` (or a source newer than the release) nbgrader deletes ``assignments/<pset>`` before it
+    converts, and deletes what it wrote when the conversion fails: a broken source notebook cost the
+    committed release. The folders nbgrader would delete are copied aside first and put back when the
+    conversion fails (``course-kit release`` builds in a temporary folder and never had the problem).
 """
 from __future__ import annotations
 
 import copy
 import os
 import re
+import shutil
 import sys
+import tempfile
 
 from nbgrader import utils
 from nbgrader.api import MissingEntry
@@ -103,3 +111,62 @@ class CleanFeedback(NbGraderPreprocessor):
             elif kind in ("execute_result", "display_data") and "text/plain" in output.get("data", {}):
                 output["data"]["text/plain"] = self._scrub(output["data"]["text/plain"])
         return cell, resources
+
+
+PROTECTED_CONVERTERS = ("GenerateAssignment", "GenerateSolution")  # their destinations are committed
+
+
+def keep_release_on_failure() -> None:
+    """Make nbgrader's release converters put back the folders they removed when a conversion fails."""
+    from nbgrader.converters.base import BaseConverter
+
+    if getattr(BaseConverter, "_course_kit_keeps_release", False):
+        return
+    init_destination, convert_notebooks = BaseConverter.init_destination, BaseConverter.convert_notebooks
+
+    def saving_init_destination(self, assignment_id, student_id):
+        kept = getattr(self, "_course_kit_kept", None)
+        if kept is not None:
+            dest = os.path.normpath(self._format_dest(assignment_id, student_id))
+            if os.path.isdir(dest) and dest not in kept:
+                copy_dir = os.path.join(kept["_tmp"], str(len(kept)))
+                shutil.copytree(dest, copy_dir)
+                kept[dest] = copy_dir
+        return init_destination(self, assignment_id, student_id)
+
+    def restoring_convert_notebooks(self):
+        if type(self).__name__ not in PROTECTED_CONVERTERS:
+            return convert_notebooks(self)
+        self._course_kit_kept = {"_tmp": tempfile.mkdtemp(prefix="nbgrader_kept_")}
+        try:
+            return convert_notebooks(self)
+        except BaseException:
+            for dest, copy_dir in self._course_kit_kept.items():
+                if dest == "_tmp":
+                    continue
+                restored = _put_back(copy_dir, dest)
+                if restored:
+                    self.log.warning("The conversion failed: %s put back as it was before (%d file(s))", dest,
+                                     restored)
+            raise
+        finally:
+            shutil.rmtree(self._course_kit_kept.pop("_tmp"), ignore_errors=True)
+            self._course_kit_kept = None
+
+    BaseConverter.init_destination = saving_init_destination
+    BaseConverter.convert_notebooks = restoring_convert_notebooks
+    BaseConverter._course_kit_keeps_release = True
+
+
+def _put_back(copy_dir: str, dest: str) -> int:
+    """Copy back into ``dest`` what the failed conversion removed: the whole folder when it is gone (nbgrader
+    removes a failed assignment), else the notebooks it removed (``--notebook``). Returns the files restored."""
+    if not os.path.isdir(dest):
+        shutil.copytree(copy_dir, dest)
+        return sum(len(files) for _, _, files in os.walk(dest))
+    restored = 0
+    for name in os.listdir(copy_dir):
+        if name.endswith(".ipynb") and not os.path.exists(os.path.join(dest, name)):
+            shutil.copy2(os.path.join(copy_dir, name), os.path.join(dest, name))
+            restored += 1
+    return restored

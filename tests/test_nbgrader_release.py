@@ -62,6 +62,23 @@ def test_a_failing_build_leaves_the_committed_release_alone(tmp_path):
     assert sorted(p.name for p in (course / "assignments").iterdir()) == sorted(available_psets(course))
 
 
+def test_plain_nbgrader_force_with_a_broken_source_puts_the_committed_release_back(tmp_path):
+    """nbgrader --force removes assignments/<pset> before converting and what it wrote when the conversion
+    fails; the course's nbgrader_config.py makes it put the committed release back (and it still fails)."""
+    course = copy_course(tmp_path / "course-kit")
+    released = course / "assignments" / PSET / NB
+    before = released.read_bytes()
+    src = course / "source" / PSET / NB
+    nb = nbformat.read(str(src), 4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_encoder")
+    cell.source = cell.source.replace("### END HIDDEN TESTS", "", 1)
+    nbformat.write(nb, str(src))
+    run = nbgrader(course, "generate_assignment", PSET, "--force")
+    assert run.returncode != 0, run.stdout + run.stderr  # the failure is still a failure ...
+    assert "Removing existing assignment" in run.stderr and "put back as it was before" in run.stderr
+    assert released.is_file() and released.read_bytes() == before  # ... but the committed release is kept
+
+
 def test_build_release_replaces_the_release_and_records_the_gradebook(tmp_path):
     course = copy_course(tmp_path / "course-kit")
     stale = course / "assignments" / PSET / "stale.txt"
