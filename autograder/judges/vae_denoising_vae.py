@@ -57,6 +57,16 @@ def _std_mistake(z, mu, logvar) -> str:
     return ""
 
 
+def _spread(eps: torch.Tensor, logvar: torch.Tensor) -> str:
+    """Mean and standard deviation where logvar is small and where it is large (a wrong sigma can look right
+    over all entries together, so the overall figures would mislead)."""
+    parts = []
+    for name, g in (("logvar < -1.5", eps[logvar < -1.5]), ("logvar > 0.5", eps[logvar > 0.5])):
+        if g.numel() > 1:
+            parts.append(f"mean {float(g.mean()):.3f} and standard deviation {float(g.std()):.3f} where {name}")
+    return "; ".join(parts) or "too few entries to tell"
+
+
 def standard_normal(eps: torch.Tensor, logvar: torch.Tensor) -> bool:
     """Whether ``eps`` looks like N(0, 1) draws both where logvar is small and where it is large (a wrong sigma
     can give the right spread over all entries, not in both groups); > 2,000 draws per group, bounds ~5 errors."""
@@ -152,9 +162,8 @@ def _judge_draws(seen: dict, inputs: dict, where: str, msgs: dict) -> None:
             msgs["reparam"].append(f"{where}: two rows (or two columns) got the same eps: draw one per entry "
                                    f"(torch.randn_like(mu))")
         elif not standard_normal(eps, logvar.double()):
-            msgs["reparam"].append(f"{where}: (z - mu) / exp(logvar / 2) has mean {float(eps.mean()):.3f} and standard "
-                                   f"deviation {float(eps.std()):.3f} (expected 0 and 1 wherever logvar lies). "
-                                   + _std_mistake(z, mu, logvar))
+            msgs["reparam"].append(f"{where}: (z - mu) / exp(logvar / 2) should be N(0, 1) wherever logvar lies; it "
+                                   f"has {_spread(eps, logvar.double())}. " + _std_mistake(z, mu, logvar))
         repeat = seen.get("z_repeat")
         if not (torch.is_tensor(repeat) and torch.equal(repeat, z)):
             msgs["reparam"].append(f"{where}: the same torch.manual_seed gave another z (draw eps with torch)")
