@@ -121,3 +121,52 @@ def test_feedback_escapes_and_hides_marked_regions():
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert "secret" not in page and "[hidden]" in page and "\x1b" not in page
     assert clean("### BEGIN SOLUTION\nx = 1\n### END SOLUTION") == "[hidden]"
+
+
+def _kill_spawned_kernels(monkeypatch, how_many: int) -> list:
+    """The grader's zygote forks kernels as usual; the first ``how_many`` die at once (as one could on an
+    overloaded machine, before it is ready)."""
+    import os
+    import signal
+
+    from course_utils.grading import zygote as zygote_module
+
+    real, killed = zygote_module._Zygote.spawn, []
+
+    def spawn(self, *args, **kwargs):
+        pid = real(self, *args, **kwargs)
+        if len(killed) < how_many:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        return pid
+
+    monkeypatch.setattr(zygote_module._Zygote, "spawn", spawn)
+    return killed
+
+
+def test_a_kernel_that_dies_while_starting_is_started_once_more(monkeypatch):
+    from course_utils.grading.session import KernelSession, RunLimits
+
+    killed = _kill_spawned_kernels(monkeypatch, 1)
+    s = KernelSession(None, RunLimits(sandbox=False, memory_mb=2048), zygote=True)
+    try:
+        s.start()
+        assert len(killed) == 1 and s.alive and s.pid != killed[0]
+        res = s.run("print(6 * 7)", 60)
+        assert res["status"] == "ok" and "42" in "".join(o.get("text", "") for o in res["outputs"]), res
+    finally:
+        s.stop()
+
+
+def test_a_kernel_that_dies_twice_is_the_graders_failure_with_both_causes(monkeypatch):
+    from course_utils.grading.session import KernelSession, RunLimits
+
+    killed = _kill_spawned_kernels(monkeypatch, 2)
+    s = KernelSession(None, RunLimits(sandbox=False, memory_mb=2048), zygote=True)
+    try:
+        with pytest.raises(RuntimeError, match="did not start, twice: it exited before it was ready.*; then: it "
+                                               "exited before it was ready"):
+            s.start()
+        assert len(killed) == 2 and not s.alive
+    finally:
+        s.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,6 +100,10 @@ from .zygote import (_Watchdog, _Zygote, _alive, _descendants, _kill_tree, _name
                      sandbox_command, sandbox_env)
 
 
+class KernelNotReady(RuntimeError):
+    """The kernel exited, or did not answer, before it was ready."""
+
+
 class KernelSession:
     """A kernel that runs the student's cells and can be restarted without the cell that killed it."""
 
@@ -133,6 +138,21 @@ class KernelSession:
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start a kernel; one that exits or does not answer before it is ready is tried once more, from a new
+        zygote (a transient failure is not a grader error); twice is the grader's failure, with both causes."""
+        try:
+            self._start()
+        except KernelNotReady as first:
+            zygote = getattr(self, "_zygote_obj", None)
+            self.stop()
+            if zygote is not None:
+                zygote.close()  # the next start forks from a new one
+            try:
+                self._start()
+            except KernelNotReady as second:
+                raise RuntimeError(f"the grading kernel did not start, twice: {first}; then: {second}") from None
+
+    def _start(self) -> None:
         from jupyter_client import BlockingKernelClient
 
         self._count += 1
@@ -208,7 +228,11 @@ class KernelSession:
             except RuntimeError:
                 if not _alive(self.pid) or time.monotonic() > deadline:
                     self.alive = False
-                    raise RuntimeError(f"the grading kernel did not start: {self.kernel_log()[-2000:]}") from None
+                    why = "it exited before it was ready" if not _alive(self.pid) else "it did not answer in 180 s"
+                    if self.watchdog is not None and self.watchdog.tripped:
+                        why = f"it went over the memory limit of {int(self.options.memory_mb)} MB before it was ready"
+                    log = self.kernel_log()[-2000:].strip()
+                    raise KernelNotReady(f"{why}; its log: {log}" if log else f"{why} (its log is empty)") from None
         self.alive = True
 
     def _prepare(self, zygote):
@@ -292,14 +316,10 @@ class KernelSession:
             self.pid = None
         private = getattr(self, "_private", None)
         if private is not None:
-            import shutil
-
             shutil.rmtree(private, ignore_errors=True)
             self._private = None
         scratch = getattr(self, "_scratch", None)
         if scratch is not None:
-            import shutil
-
             shutil.rmtree(scratch, ignore_errors=True)
             self._scratch = None
         self.alive = False
