@@ -137,7 +137,6 @@ def readme_block(config, root: Path) -> str:
 def configure(root: Path | None = None, config=None, write: bool = True) -> list:
     """Bring notebooks and README in line with the configuration; returns what was (or would be) changed."""
     root = repo_root(root)
-    root = Path(root)
     config = config or load_config(root / "course_config.toml")
     changed = []
     for pset, path in _notebooks(root):

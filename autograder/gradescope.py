@@ -209,7 +209,6 @@ def build_bundle(pset_id: str, out=None, root: Path | None = None, visibility: s
     get_problem_set(pset_id)  # unknown ids fail here, not on Gradescope
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
-    root = Path(root)
     out = Path(out or f"gradescope_{pset_id}.zip")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gs_wheel_") as tmp:

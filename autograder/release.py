@@ -90,7 +90,6 @@ def build_release(root: Path | None = None, psets=None, release_dir=None, soluti
     db_url; a string: that database URL).
     """
     root = repo_root(root)
-    root = Path(root)
     psets = list(psets or available_psets(root))
     release_dir = Path(release_dir or root / "assignments").resolve()
     solution_dir = Path(solution_dir or root / "solutions").resolve()
@@ -135,7 +134,6 @@ def _canonical(path: Path) -> str:
 def check_drift(root: Path | None = None, psets=None) -> list:
     """Differences between the committed ``assignments/`` + ``solutions/`` and a fresh build."""
     root = repo_root(root)
-    root = Path(root)
     problems = []
     with tempfile.TemporaryDirectory(prefix="release_") as tmp:
         built = build_release(root, psets, Path(tmp) / "assignments", Path(tmp) / "solutions")
